@@ -1,0 +1,108 @@
+"""One typed settings object for every stage (CLI, Airflow tasks, serving, tests).
+
+Values come from the environment (prefix ``BAGHUNTER_``) or a ``.env`` file. Nothing here
+touches the disk: directories are created by the stage that writes into them, so importing
+this module (for example while Airflow parses a DAG file) has no side effects.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+StoreBackend = Literal["auto", "embedded", "mongo"]
+
+
+class Settings(BaseSettings):
+    """Bag Hunter configuration; every field maps to ``BAGHUNTER_<FIELD>``."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="BAGHUNTER_", env_file=".env", env_file_encoding="utf-8", extra="ignore"
+    )
+
+    # --- data home -------------------------------------------------------------------
+    home: Path = Field(
+        default=Path(".baghunter"),
+        description="Data home: embedded store, images, raw pages and local MLflow.",
+    )
+
+    # --- catalog store ---------------------------------------------------------------
+    store: StoreBackend = Field(
+        default="auto",
+        description="'embedded' (SQLite in the data home), 'mongo', or 'auto': MongoDB when a "
+        "URI or Airflow connection is configured, embedded otherwise.",
+    )
+    mongo_uri: str | None = Field(default=None, description="mongodb:// URI of the catalog.")
+    mongo_db: str = Field(default="baghunter", description="Database used when the URI names none.")
+    mongo_conn_id: str = Field(
+        default="mongo_default", description="Airflow connection used by tasks for MongoDB."
+    )
+
+    # --- catalog sources -------------------------------------------------------------
+    http_timeout_s: float = Field(default=30.0, gt=0)
+    http_retries: int = Field(default=4, ge=0, description="Retries on 429/5xx/timeouts.")
+    http_backoff_s: float = Field(default=0.5, ge=0, description="First backoff; doubles.")
+    http_max_backoff_s: float = Field(default=60.0, ge=0, description="Cap, Retry-After included.")
+    user_agent: str = "BagHunter/0.1 (+catalog ingestion)"
+
+    # --- images ----------------------------------------------------------------------
+    download_concurrency: int = Field(default=16, ge=1, le=256)
+    download_timeout_s: float = Field(default=20.0, gt=0)
+    max_image_bytes: int = Field(default=20 * 1024 * 1024, gt=0)
+    max_image_pixels: int = Field(
+        default=40_000_000, gt=0, description="Larger images are refused as decompression bombs."
+    )
+    min_image_side: int = Field(default=16, ge=1)
+    download_max_attempts: int = Field(
+        default=3, ge=1, description="Runs that may retry an image whose failure was transient."
+    )
+    phash_max_distance: int = Field(
+        default=6, ge=0, le=32, description="Hamming distance (of 64 bits) for near-duplicates."
+    )
+
+    # --- training / registry (used by later stages) ----------------------------------
+    mlflow_tracking_uri: str | None = Field(
+        default=None, description="Defaults to a SQLite store under the data home."
+    )
+    model_name: str = "bag-brand-classifier"
+    weights: str = Field(
+        default="imagenet", description="'imagenet', 'none', or a local .weights.h5 file."
+    )
+
+    @field_validator("home", mode="after")
+    @classmethod
+    def _expand_home(cls, value: Path) -> Path:
+        return value.expanduser()
+
+    # Derived locations: one place decides the layout of the data home.
+    @property
+    def store_path(self) -> Path:
+        return self.home / "catalog.sqlite"
+
+    @property
+    def images_dir(self) -> Path:
+        return self.home / "images"
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.home / "raw"
+
+    @property
+    def mlflow_dir(self) -> Path:
+        return self.home / "mlflow"
+
+    @property
+    def tracking_uri(self) -> str:
+        if self.mlflow_tracking_uri:
+            return self.mlflow_tracking_uri
+        return f"sqlite:///{(self.mlflow_dir / 'mlflow.db').resolve()}"
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings (tests call ``get_settings.cache_clear()`` after setenv)."""
+    return Settings()

@@ -1,0 +1,96 @@
+"""The catalog store contract: what every engine (MongoDB, embedded SQLite) must do.
+
+The contract is stated in catalog terms rather than as a pymongo look-alike, so each engine
+uses its own strengths (``bulk_write`` and aggregation pipelines in MongoDB, one transaction
+and ``GROUP BY`` in SQLite) and one test suite (``tests/store/test_contract.py``) holds
+every engine to the same behaviour.
+
+Collections (MongoDB names; the embedded engine uses tables of the same names):
+
+``products``  one document per listing, unique on ``(source, source_id)``; the fields of
+              :class:`~baghunter.catalog.schema.Product` plus ``content_hash``,
+              ``first_seen`` and ``last_seen``.
+``images``    one document per image URL, unique on ``url``: download status, failure
+              reason, sha256, path in the content-addressed store, size, perceptual hash,
+              near-duplicate group.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator, Sequence
+from datetime import datetime
+from typing import Any, Protocol, runtime_checkable
+
+from baghunter.catalog.schema import CatalogImage, ImageResult, ImageTask, Product, UpsertResult
+
+
+class StoreUnavailable(RuntimeError):
+    """The database cannot be reached; raised with the address and the driver's reason."""
+
+
+@runtime_checkable
+class CatalogStore(Protocol):
+    """A catalog database. Engines are context managers; ``close()`` releases connections."""
+
+    engine: str  # "mongo" or "embedded", for logs and stats
+
+    def ensure_schema(self) -> None:
+        """Create collections/tables and indexes (unique keys included). Idempotent."""
+
+    # --- products ----------------------------------------------------------------------
+    def upsert_products(self, products: Sequence[Product], seen_at: datetime) -> UpsertResult:
+        """Insert new listings, rewrite changed ones, leave unchanged ones alone.
+
+        Keyed on ``(source, source_id)``. A listing whose ``content_hash`` is unchanged gets
+        only ``last_seen`` moved forward (counted as ``unchanged``); a changed one is
+        replaced but keeps its ``first_seen``. Duplicate keys within one call: the last
+        occurrence wins. Every image URL of the products gets an ``images`` record with
+        status ``pending`` unless it already has one. One round trip per batch (bulk write).
+        """
+
+    def content_hashes(self, source: str, source_ids: Iterable[str]) -> dict[str, str]:
+        """``source_id -> content_hash`` for the listings of ``source`` that exist."""
+
+    def get_product(self, source: str, source_id: str) -> dict[str, Any] | None:
+        """The stored document (without engine-internal ids), or None."""
+
+    def iter_products(self, source: str | None = None) -> Iterator[dict[str, Any]]:
+        """All stored products (of one source, if given), in ``(source, source_id)`` order."""
+
+    def count_products(self) -> int: ...
+
+    def brand_counts(self) -> dict[str, int]:
+        """Products per brand (aggregation in the engine), largest first; no-brand excluded."""
+
+    # --- images ------------------------------------------------------------------------
+    def images_to_fetch(self, max_attempts: int, limit: int | None = None) -> list[ImageTask]:
+        """Pending images, plus failed ones marked retryable with fewer than ``max_attempts``."""
+
+    def record_image_results(self, results: Sequence[ImageResult]) -> None:
+        """Store download outcomes (bulk). Each call on a URL increments its ``attempts``."""
+
+    def get_image(self, url: str) -> dict[str, Any] | None: ...
+
+    def image_status_counts(self) -> dict[str, int]:
+        """``{"pending": n, "ok": n, "failed": n}`` (all three keys always present)."""
+
+    def image_hashes(self) -> list[tuple[str, str, str]]:
+        """``(url, sha256, phash)`` for every ok image, in URL order."""
+
+    def set_duplicate_groups(self, groups: dict[str, str]) -> int:
+        """Set ``dup_group`` for ok images (``url -> group id``); returns images changed.
+
+        Images not in the mapping get ``dup_group = None``."""
+
+    def duplicate_group_count(self) -> int:
+        """Number of distinct ``dup_group`` values shared by two or more images."""
+
+    def iter_catalog_images(self) -> Iterator[CatalogImage]:
+        """Every (product, ok image) pair, joined in the engine, ordered by source key."""
+
+    # --- lifecycle ---------------------------------------------------------------------
+    def close(self) -> None: ...
+
+    def __enter__(self) -> CatalogStore: ...
+
+    def __exit__(self, *exc: object) -> None: ...
