@@ -14,6 +14,8 @@ from typing import Literal
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from baghunter.catalog.specs import SourceSpec
+
 StoreBackend = Literal["auto", "embedded", "mongo"]
 
 
@@ -43,6 +45,11 @@ class Settings(BaseSettings):
     )
 
     # --- catalog sources -------------------------------------------------------------
+    sources: list[SourceSpec] = Field(
+        default_factory=list,
+        description="Catalogs read by scheduled ingest runs, as JSON: "
+        '[{"kind": "shopify", "location": "https://shop.example.com", "incremental": true}]',
+    )
     http_timeout_s: float = Field(default=30.0, gt=0)
     http_retries: int = Field(default=4, ge=0, description="Retries on 429/5xx/timeouts.")
     http_backoff_s: float = Field(default=0.5, ge=0, description="First backoff; doubles.")
@@ -72,6 +79,23 @@ class Settings(BaseSettings):
     weights: str = Field(
         default="imagenet", description="'imagenet', 'none', or a local .weights.h5 file."
     )
+
+    # --- serving ---------------------------------------------------------------------
+    serve_host: str = "127.0.0.1"
+    serve_port: int = Field(default=8000, ge=1, le=65535)
+    model_alias: str = Field(default="champion", description="Registry alias that is served.")
+    poll_interval_s: float = Field(
+        default=30.0, gt=0, description="How often serving checks the registry for a new champion."
+    )
+    api_key: str | None = Field(
+        default=None, description="When set, /v1/* requires it in the X-API-Key header."
+    )
+    max_upload_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    batch_max_size: int = Field(default=16, ge=1, description="Micro-batch size limit.")
+    batch_max_wait_ms: float = Field(
+        default=5.0, ge=0, description="How long a request waits for others to batch with."
+    )
+    top_k: int = Field(default=5, ge=1)
 
     @field_validator("home", mode="after")
     @classmethod

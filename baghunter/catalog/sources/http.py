@@ -1,0 +1,96 @@
+"""Fetching JSON pages from a retailer's API, with the project's retry policy.
+
+One ``PageFetcher`` lives for one pass over a catalog: it keeps a single pooled
+``httpx.Client`` (keep-alive matters when a catalog has hundreds of pages) and closes it when
+the pass ends, even if the caller stops early. Transient failures (429 with ``Retry-After``,
+5xx, timeouts) are retried by :func:`baghunter.net.request_with_retries`; whatever still
+fails, or answers something that is not JSON, becomes a :class:`SourceError` naming the page.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from types import TracebackType
+from typing import Any
+
+import httpx
+
+from baghunter.catalog.sources.base import SourceError
+from baghunter.config import Settings
+from baghunter.net import HttpError, RetryPolicy, request_with_retries
+
+log = logging.getLogger(__name__)
+
+Sleep = Callable[[float], None]
+
+
+def page_error(url: str, page: int, reason: str) -> SourceError:
+    """The one wording of a failed page, so every source reports failures alike."""
+    return SourceError(f"page {page} of {url}: {reason}")
+
+
+class PageFetcher:
+    """GET JSON documents over one connection pool; use as a context manager.
+
+    ``client`` and ``sleep`` exist for callers that must control the transport or the clock
+    (tests record the waits instead of sleeping). An injected client is left open: its owner
+    closes it.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        client: httpx.Client | None = None,
+        sleep: Sleep = time.sleep,
+    ) -> None:
+        self._settings = settings
+        self._policy = RetryPolicy.from_settings(settings)
+        self._injected = client
+        self._sleep = sleep
+        self._client: httpx.Client | None = None
+
+    def __enter__(self) -> PageFetcher:
+        self._client = self._injected or httpx.Client(
+            timeout=httpx.Timeout(self._settings.http_timeout_s),
+            headers={
+                "User-Agent": self._settings.user_agent,
+                "Accept": "application/json",
+            },
+            follow_redirects=True,
+        )
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if self._client is not None and self._client is not self._injected:
+            self._client.close()
+        self._client = None
+
+    def get_json(self, url: str, params: Mapping[str, str | int], *, page: int) -> Any:
+        """The decoded JSON body of ``GET url?params``; raises SourceError naming ``page``."""
+        client = self._client
+        if client is None:
+            raise RuntimeError("PageFetcher.get_json called outside its 'with' block")
+        # Merged rather than passed as ``params=``, which would replace a query the feed URL
+        # already has (``/listings?category=bags``) instead of adding to it.
+        target = httpx.URL(url).copy_merge_params(dict(params))
+        log.debug("fetching page %d: %s", page, target)
+        try:
+            response = request_with_retries(
+                lambda: client.get(target), str(target), self._policy, sleep=self._sleep
+            )
+        except HttpError as exc:
+            raise page_error(url, page, exc.reason) from exc
+        try:
+            return response.json()
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            content_type = response.headers.get("Content-Type", "no content type")
+            raise page_error(url, page, f"not JSON ({content_type}): {exc}") from exc

@@ -1,0 +1,261 @@
+"""The ``baghunter`` command: wiring from the command line to the package's stages.
+
+Every command calls the same functions the Airflow tasks call; nothing here holds logic
+beyond parsing options, opening the store and presenting results.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.logging import RichHandler
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+from rich.table import Table
+
+from baghunter.catalog.specs import SourceKind, SourceSpec
+from baghunter.config import Settings, get_settings
+from baghunter.store.base import CatalogStore, StoreUnavailable
+
+app = typer.Typer(help="Bag Hunter: catalog → brand recognizer.", no_args_is_help=True)
+ingest_app = typer.Typer(
+    help="Read a catalog into the store, then fetch and dedupe its images.", no_args_is_help=True
+)
+catalog_app = typer.Typer(help="Inspect the catalog store.", no_args_is_help=True)
+images_app = typer.Typer(help="Image stages on their own.", no_args_is_help=True)
+app.add_typer(ingest_app, name="ingest")
+app.add_typer(catalog_app, name="catalog")
+app.add_typer(images_app, name="images")
+
+# Results go to stdout (so ``--json`` output can be piped); logs and progress to stderr.
+out = Console()
+err = Console(stderr=True)
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON.")]
+MaxPages = Annotated[int | None, typer.Option(min=1, help="Read at most this many pages.")]
+Incremental = Annotated[
+    bool, typer.Option(help="Stop at the first page that holds nothing new or changed.")
+]
+Name = Annotated[str | None, typer.Option(help="Source name stored with each listing.")]
+SkipImages = Annotated[bool, typer.Option(help="Only store listings; fetch images later.")]
+PageSize = Annotated[int | None, typer.Option(min=1, help="Records to request per page.")]
+
+
+@app.callback()
+def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(console=err, show_path=False, show_time=False)],
+    )
+    # Third-party chatter (one line per HTTP request) drowns the pipeline's own log.
+    for noisy in ("httpx", "httpcore"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+@contextmanager
+def _store(settings: Settings) -> Iterator[CatalogStore]:
+    from baghunter.store import open_store
+
+    try:
+        store = open_store(settings)
+    except StoreUnavailable as exc:
+        err.print(f"[red]catalog store unavailable:[/red] {exc}")
+        raise typer.Exit(2) from exc
+    try:
+        yield store
+    finally:
+        store.close()
+
+
+def _print_json(payload: Any) -> None:
+    # Plain echo: rich would wrap long strings (URLs) at the terminal width.
+    typer.echo(json.dumps(payload, indent=2, default=str))
+
+
+def _emit(payload: dict[str, Any], as_json: bool, title: str) -> None:
+    if as_json:
+        _print_json(payload)
+        return
+    table = Table(title=title, show_header=False)
+    for key, value in payload.items():
+        table.add_row(key, json.dumps(value, default=str) if isinstance(value, dict) else str(value))
+    out.print(table)
+
+
+def _download_with_progress(store: CatalogStore, settings: Settings) -> dict[str, Any]:
+    from baghunter.images import sync
+
+    columns = (
+        TextColumn("images"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("ok {task.fields[ok]} failed {task.fields[failed]}"),
+        TimeRemainingColumn(),
+    )
+    with Progress(*columns, console=err, transient=not sys.stderr.isatty()) as progress:
+        bar = progress.add_task("download", total=None, ok=0, failed=0)
+        counts = {"ok": 0, "failed": 0}
+
+        def started(total: int) -> None:
+            progress.update(bar, total=total)
+
+        def advanced(result: Any) -> None:
+            counts["ok" if result.status == "ok" else "failed"] += 1
+            progress.update(bar, advance=1, **counts)
+
+        report = sync.download_pending(store, settings, on_start=started, on_result=advanced)
+    return asdict(report)
+
+
+def _ingest(spec: SourceSpec, skip_images: bool, as_json: bool) -> None:
+    from baghunter.catalog import ingest
+    from baghunter.catalog.sources import SourceError
+    from baghunter.images import sync
+
+    settings = get_settings()
+    batch_id = "cli-" + datetime.now(UTC).strftime("%Y%m%dT%H%M%S%fZ")
+    summary: dict[str, Any] = {}
+    with _store(settings) as store:
+        try:
+            fetched = ingest.fetch(spec, settings, store, batch_id)
+            summary["fetch"] = asdict(fetched)
+            summary["upsert"] = asdict(ingest.upsert(fetched.batch_uri, settings, store))
+        except (SourceError, ingest.PartialFetchError) as exc:
+            err.print(f"[red]could not read the whole catalog:[/red] {exc}")
+            raise typer.Exit(1) from exc
+        if not skip_images:
+            summary["images"] = _download_with_progress(store, settings)
+            summary["duplicates"] = asdict(sync.find_duplicates(store, settings))
+    _emit(summary, as_json, f"ingest {spec.kind} {spec.location}")
+
+
+@ingest_app.command("shopify")
+def ingest_shopify(
+    url: Annotated[str, typer.Argument(help="Shop URL (its /products.json is read).")],
+    max_pages: MaxPages = None,
+    incremental: Incremental = False,
+    name: Name = None,
+    currency: Annotated[str | None, typer.Option(help="Currency of the shop's prices.")] = None,
+    page_size: PageSize = None,
+    skip_images: SkipImages = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Shopify's public storefront feed (up to 250 products a page)."""
+    spec = SourceSpec(
+        kind="shopify", location=url, name=name, currency=currency,
+        max_pages=max_pages, page_size=page_size, incremental=incremental,
+    )
+    _ingest(spec, skip_images, as_json)
+
+
+@ingest_app.command("farfetch")
+def ingest_farfetch(
+    url: Annotated[str, typer.Argument(help="Listing API URL (page/pageSize are added).")],
+    max_pages: MaxPages = None,
+    incremental: Incremental = False,
+    name: Name = None,
+    page_size: PageSize = None,
+    skip_images: SkipImages = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """A Farfetch-style JSON listing API with page/pageSize pagination."""
+    spec = SourceSpec(
+        kind="farfetch", location=url, name=name, max_pages=max_pages,
+        page_size=page_size, incremental=incremental,
+    )
+    _ingest(spec, skip_images, as_json)
+
+
+@ingest_app.command("folder")
+def ingest_folder(
+    path: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="PATH/<brand>/<image>")],
+    name: Name = None,
+    skip_images: SkipImages = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """Images laid out one folder per brand."""
+    spec = SourceSpec(kind="folder", location=str(path.resolve()), name=name)
+    _ingest(spec, skip_images, as_json)
+
+
+@ingest_app.command("csv")
+def ingest_csv(
+    path: Annotated[Path, typer.Argument(exists=True, dir_okay=False, help="Manifest CSV.")],
+    images: Annotated[
+        Path, typer.Option(exists=True, file_okay=False, help="Folder holding the images.")
+    ],
+    name: Name = None,
+    skip_images: SkipImages = False,
+    as_json: JsonFlag = False,
+) -> None:
+    """A CSV manifest (Fashion Product Images styles.csv, or Shopee's posting_id/label_group)."""
+    spec = SourceSpec(
+        kind="csv", location=str(path.resolve()), images_dir=str(images.resolve()), name=name
+    )
+    _ingest(spec, skip_images, as_json)
+
+
+@catalog_app.command("stats")
+def catalog_stats(as_json: JsonFlag = False) -> None:
+    """Products, image status, brands and near-duplicate groups."""
+    from baghunter.catalog.stats import catalog_stats as compute
+
+    with _store(get_settings()) as store:
+        stats = compute(store)
+    if as_json:
+        _print_json(stats)
+        return
+    out.print(
+        f"{stats['products']} products · images ok {stats['images']['ok']}, failed "
+        f"{stats['images']['failed']}, pending {stats['images']['pending']} · "
+        f"{stats['duplicate_groups']} duplicate groups · store: {stats['store']}"
+    )
+    table = Table("brand", "products", title="Top brands")
+    for brand, count in list(stats["brands"].items())[:20]:
+        table.add_row(brand, str(count))
+    out.print(table)
+
+
+@images_app.command("download")
+def images_download(as_json: JsonFlag = False) -> None:
+    """Fetch every pending image (and retry transient failures)."""
+    settings = get_settings()
+    with _store(settings) as store:
+        report = _download_with_progress(store, settings)
+    _emit(report, as_json, "images")
+
+
+@images_app.command("dedupe")
+def images_dedupe(as_json: JsonFlag = False) -> None:
+    """Recompute near-duplicate groups over the whole catalog."""
+    from baghunter.images import sync
+
+    settings = get_settings()
+    with _store(settings) as store:
+        report = asdict(sync.find_duplicates(store, settings))
+    _emit(report, as_json, "near-duplicates")
+
+
+@app.command("config")
+def show_config(as_json: JsonFlag = True) -> None:
+    """Print the effective settings (secrets included only as set/unset)."""
+    settings = get_settings()
+    payload = settings.model_dump(mode="json")
+    if payload.get("mongo_uri"):
+        payload["mongo_uri"] = "<set>"
+    payload["tracking_uri"] = settings.tracking_uri
+    _emit(payload, as_json, "settings")
+
+
+if __name__ == "__main__":
+    app()

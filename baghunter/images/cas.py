@@ -1,0 +1,95 @@
+"""Content-addressed image storage: a file's name is the sha256 of its bytes.
+
+Catalogs list the same photo under many URLs (colour variants, re-listed products, CDN
+aliases) and re-ingestion fetches images again; addressing files by content makes every
+such copy cost no disk and makes a stored file immutable, so training and serving can
+refer to it by path forever. Files are laid out ``ab/cd/<sha256>.<ext>`` to keep
+directories small at hundreds of thousands of images.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+_EXT = re.compile(r"[a-z0-9]{1,8}")
+_SHA256 = re.compile(r"[0-9a-f]{64}")
+_RELPATH = re.compile(r"([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})\.[a-z0-9]{1,8}")
+
+# Blobs are immutable and read by other stages (training, serving) that may run as
+# another user; mkstemp's private 0600 mode would lock them out.
+_BLOB_MODE = 0o644
+
+
+def sha256_of(data: bytes) -> str:
+    """Hex sha256 of ``data``: the address of its content."""
+    return hashlib.sha256(data).hexdigest()
+
+
+@dataclass(frozen=True)
+class StoredBlob:
+    sha256: str
+    relpath: str  # relative to the store's root, with "/" separators on every platform
+
+
+class ContentStore:
+    """Immutable blobs under ``root``, named by content; safe to share between threads."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = Path(root)
+
+    def put(self, data: bytes, ext: str) -> StoredBlob:
+        """Store ``data`` (unless an identical blob exists) and return its address.
+
+        The write is atomic: bytes go to a temporary file in the target directory, are
+        flushed to disk, then renamed into place, so a crash never leaves a partial file
+        under a final name - which is what lets :meth:`exists` be trusted without
+        re-hashing. Two threads storing the same bytes both succeed with the same result.
+        """
+        digest = sha256_of(data)
+        relpath = _relpath(digest, ext)
+        target = self.root / relpath
+        if target.is_file():
+            return StoredBlob(digest, relpath)
+        target.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{digest[:16]}.", suffix=".tmp")
+        try:
+            with os.fdopen(fd, "wb") as tmp:
+                tmp.write(data)
+                tmp.flush()
+                os.fsync(tmp.fileno())
+                os.fchmod(tmp.fileno(), _BLOB_MODE)
+            os.replace(tmp_name, target)
+        except BaseException:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(tmp_name)
+            raise
+        return StoredBlob(digest, relpath)
+
+    def path(self, relpath: str) -> Path:
+        """The file for a stored ``relpath``.
+
+        Paths come back from the catalog database; anything not shaped like this store's
+        own layout is refused, so a corrupt or hostile record cannot point outside it.
+        """
+        match = _RELPATH.fullmatch(relpath)
+        if match is None or not match.group(3).startswith(match.group(1) + match.group(2)):
+            raise ValueError(f"not a content-store path: {relpath!r}")
+        return self.root / relpath
+
+    def exists(self, sha256: str, ext: str) -> bool:
+        return (self.root / _relpath(sha256, ext)).is_file()
+
+
+def _relpath(sha256: str, ext: str) -> str:
+    ext = ext.lower().lstrip(".")
+    if not _EXT.fullmatch(ext):
+        raise ValueError(f"invalid file extension: {ext!r}")
+    if not _SHA256.fullmatch(sha256):
+        raise ValueError(f"not a sha256 hex digest: {sha256!r}")
+    return f"{sha256[:2]}/{sha256[2:4]}/{sha256}.{ext}"

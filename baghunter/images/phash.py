@@ -1,0 +1,145 @@
+"""Perceptual hashes and near-duplicate groups across a whole catalog.
+
+The same product photo reaches a catalog resized, re-compressed, cropped by a few pixels or
+colour-corrected. If such copies land on both sides of a train/test split, test accuracy
+measures memory rather than recognition; dataset curation therefore keeps every group of
+near-identical images in one split. A DCT perceptual hash ("pHash") summarises an image's
+coarse structure in 64 bits that survive those edits, so near-identity becomes a small
+Hamming distance between hashes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from functools import lru_cache
+
+import numpy as np
+from PIL import Image
+
+_SAMPLE_SIDE = 32  # the image is reduced to 32x32 before the DCT...
+_HASH_SIDE = 8  # ...of which the 8x8 lowest frequencies make the 64 bits
+HEX_DIGITS = _HASH_SIDE * _HASH_SIDE // 4
+
+# Hashes are compared in square tiles of this side: a tile's XOR (8 MiB of uint64) stays
+# near the CPU caches, and memory stays flat where all pairs of 40,000 hashes at once would
+# take a 12.8 GB matrix. Measured: tiles of 512-1024 run about 3x faster than row blocks
+# spanning all columns.
+_TILE = 1024
+
+
+@lru_cache(maxsize=1)
+def _dct_matrix(n: int) -> np.ndarray:
+    """Orthonormal DCT-II matrix ``C``: ``C @ x`` transforms a column, ``C @ X @ C.T`` 2-D."""
+    k = np.arange(n)[:, None]
+    i = np.arange(n)[None, :]
+    matrix = np.cos(np.pi * (2 * i + 1) * k / (2 * n)) * np.sqrt(2 / n)
+    matrix[0] /= np.sqrt(2)
+    return matrix
+
+
+def phash(image: Image.Image) -> str:
+    """The 64-bit DCT perceptual hash of ``image`` as 16 lowercase hex digits.
+
+    Lanczos resampling averages the whole picture into the 32x32 sample (a nearest-pixel
+    reduction would alias, and tiny edits would flip bits). Each of the 8x8 lowest
+    frequencies becomes one bit, set when its coefficient is above the median of the 64, so
+    half the bits are set whatever the image's brightness or contrast.
+    """
+    gray = image.convert("L").resize((_SAMPLE_SIDE, _SAMPLE_SIDE), Image.Resampling.LANCZOS)
+    pixels = np.asarray(gray, dtype=np.float64)
+    dct = _dct_matrix(_SAMPLE_SIDE)
+    low = (dct @ pixels @ dct.T)[:_HASH_SIDE, :_HASH_SIDE]
+    bits = (low > np.median(low)).ravel()  # row-major: the DC term is the top bit
+    return np.packbits(bits).tobytes().hex()
+
+
+def hamming(a: str, b: str) -> int:
+    """Number of differing bits between two hex hashes."""
+    return (int(a, 16) ^ int(b, 16)).bit_count()
+
+
+def near_duplicate_groups(
+    items: Sequence[tuple[str, str, str]], max_distance: int
+) -> dict[str, str]:
+    """Group ``(url, sha256, phash_hex)`` items into near-duplicate groups: ``url -> group``.
+
+    Two images are linked when their bytes are identical (same sha256) or their hashes
+    differ in at most ``max_distance`` bits; groups are the connected components of those
+    links, so grouping is transitive (A~B and B~C put A and C together). Every URL gets a
+    group, singletons included. A group's id is the smallest sha256 among its members,
+    which depends only on the membership - not on input order, engine or run.
+    """
+    if max_distance < 0:
+        raise ValueError("max_distance must be >= 0")
+    count = len(items)
+    groups = _UnionFind(count)
+
+    first_with_sha: dict[str, int] = {}
+    for index, (_, sha256, _) in enumerate(items):
+        groups.union(index, first_with_sha.setdefault(sha256, index))
+
+    # Catalogs repeat exact hashes a lot (re-listed photos, placeholders); comparing each
+    # distinct hash once, then linking its holders, keeps the quadratic part small.
+    hashes = _parse_hashes([phash_hex for _, _, phash_hex in items])
+    distinct, first_index, holder_of = np.unique(hashes, return_index=True, return_inverse=True)
+    for index, rep in enumerate(first_index[holder_of].tolist()):
+        groups.union(index, rep)
+    for left, right in _close_pairs(distinct, max_distance):
+        for a, b in zip(first_index[left].tolist(), first_index[right].tolist(), strict=True):
+            groups.union(a, b)
+
+    smallest_sha: dict[int, str] = {}
+    roots = [groups.find(index) for index in range(count)]
+    for root, (_, sha256, _) in zip(roots, items, strict=True):
+        if root not in smallest_sha or sha256 < smallest_sha[root]:
+            smallest_sha[root] = sha256
+    return {url: smallest_sha[root] for root, (url, _, _) in zip(roots, items, strict=True)}
+
+
+def _parse_hashes(hexes: Sequence[str]) -> np.ndarray:
+    """Hex hashes as a uint64 array, parsed in one pass (40,000 ``int()`` calls are slow)."""
+    for value in hexes:
+        if len(value) != HEX_DIGITS:
+            raise ValueError(f"not a {HEX_DIGITS}-digit hex hash: {value!r}")
+    return np.frombuffer(bytes.fromhex("".join(hexes)), dtype=">u8").astype(np.uint64)
+
+
+def _close_pairs(hashes: np.ndarray, max_distance: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """Index pairs ``(i, j)``, ``i < j``, of hashes within ``max_distance`` bits, by tile.
+
+    Only tiles on or above the diagonal are computed (half the work); XOR, popcount and
+    the comparison run in numpy's C loops, and Python only sees the rare close pairs.
+    """
+    count = len(hashes)
+    for row_start in range(0, count, _TILE):
+        rows = hashes[row_start : row_start + _TILE, None]
+        for col_start in range(row_start, count, _TILE):
+            cols = hashes[None, col_start : col_start + _TILE]
+            close = np.bitwise_count(rows ^ cols) <= max_distance
+            if not close.any():
+                continue
+            left, right = np.nonzero(close)
+            left += row_start
+            right += col_start
+            # A diagonal tile also holds each pair the other way round, and i == j.
+            ahead = right > left
+            yield left[ahead], right[ahead]
+
+
+class _UnionFind:
+    """Disjoint sets over ``0..n-1`` with path halving (near-constant time per operation)."""
+
+    def __init__(self, size: int) -> None:
+        self._parent = list(range(size))
+
+    def find(self, item: int) -> int:
+        parent = self._parent
+        while parent[item] != item:
+            parent[item] = parent[parent[item]]
+            item = parent[item]
+        return item
+
+    def union(self, a: int, b: int) -> None:
+        root_a, root_b = self.find(a), self.find(b)
+        if root_a != root_b:
+            self._parent[max(root_a, root_b)] = min(root_a, root_b)

@@ -1,0 +1,202 @@
+"""The model being served, and the background poller that swaps in a new champion.
+
+The service follows a registry alias (``models:/<name>@champion``) rather than a fixed
+version, so promoting a model in MLflow is all it takes to deploy it. The swap protocol:
+
+1. every ``poll_interval_s`` the poller asks the registry which version holds the alias;
+2. when it differs from the served one, that version is loaded *pinned by number* (so the
+   weights, the class list and the version reported to clients belong together even if the
+   alias moves again meanwhile) and warmed with one prediction, so the first real request
+   does not pay for graph tracing;
+3. only then is :attr:`ModelHolder.current` replaced: one reference assignment, atomic
+   under the GIL. A request reads it once and keeps its :class:`ServedModel` to the end, so
+   requests in flight finish on the model they started with and none is dropped.
+
+If the registry cannot be reached or the new version fails to load, the old model keeps
+serving, the error is logged, and the next poll tries again. Polling runs in a plain thread
+because loading a model is blocking work (artifact download, Keras deserialization) that
+must not stall the event loop.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from baghunter import registry
+from baghunter.config import Settings
+from baghunter.serving.metrics import ServiceMetrics
+from baghunter.serving.schemas import BrandScore, ModelDetails, ModelSummary
+
+if TYPE_CHECKING:
+    import keras
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, eq=False)  # identity equality: the batcher groups requests by model
+class ServedModel:
+    """A loaded classifier with the registry facts about it; immutable once serving."""
+
+    model: keras.Model
+    details: ModelDetails
+
+    @property
+    def classes(self) -> list[str]:
+        return self.details.classes
+
+    @property
+    def version(self) -> str:
+        return self.details.version
+
+    @property
+    def summary(self) -> ModelSummary:
+        return ModelSummary(
+            name=self.details.name, version=self.details.version, alias=self.details.alias
+        )
+
+    def predict(self, images: list[np.ndarray]) -> np.ndarray:
+        """Class probabilities ``(n, k)`` for raw RGB uint8 images, in one model call."""
+        from baghunter.training.predict import predict_proba
+
+        return predict_proba(self.model, images, batch_size=max(1, len(images)))
+
+    def top_brands(self, probs_row: np.ndarray, k: int) -> list[BrandScore]:
+        """The ``k`` most probable brands of one prediction, best first."""
+        from baghunter.training.predict import top_k
+
+        # Clamped: a float32 softmax can overshoot 1.0 by an ulp, which is not a probability.
+        return [
+            BrandScore(brand=brand, probability=min(1.0, max(0.0, probability)))
+            for brand, probability in top_k(probs_row, self.classes, k)
+        ]
+
+
+class ModelHolder:
+    """Holds the served model and keeps it in step with ``<model_name>@<model_alias>``."""
+
+    def __init__(self, settings: Settings, metrics: ServiceMetrics | None = None) -> None:
+        self.settings = settings
+        self.name = settings.model_name
+        self.alias = settings.model_alias
+        self.metrics = metrics or ServiceMetrics()
+        self._current: ServedModel | None = None
+        # Serializes refreshes (the poller's and any explicit call); never held by requests.
+        self._refresh_lock = threading.Lock()
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    @property
+    def current(self) -> ServedModel | None:
+        """The model to use for a new request, or None while no champion could be loaded."""
+        return self._current
+
+    def start(self) -> None:
+        """Start polling; the first check runs at once, in the background.
+
+        Loading in the background keeps startup instant: the process answers ``/healthz``
+        immediately and ``/readyz`` turns 200 once a model is in service.
+        """
+        if self._thread is not None:
+            return
+        registry.tracking(self.settings)
+        self._stop.clear()
+        self._thread = threading.Thread(
+            target=self._poll_forever, name="baghunter-model-poller", daemon=True
+        )
+        self._thread.start()
+
+    def stop(self, timeout_s: float = 30.0) -> None:
+        """Stop polling; a load in progress is waited for (up to ``timeout_s``)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join(timeout=timeout_s)
+            self._thread = None
+
+    def _poll_forever(self) -> None:
+        while True:
+            self.refresh()
+            if self._stop.wait(self.settings.poll_interval_s):
+                return
+
+    def refresh(self) -> bool:
+        """Check the alias once; load, warm and swap in a new version. True if swapped.
+
+        Never raises: a failure is logged and counted, and the current model stays.
+        """
+        with self._refresh_lock:
+            try:
+                info = registry.champion_info(self.name, self.alias)
+            except Exception:
+                logger.exception("registry check for %s@%s failed", self.name, self.alias)
+                self.metrics.model_load_failures.inc()
+                return False
+            current = self._current
+            if info is None:
+                if current is not None:
+                    logger.warning(
+                        "no version of %s holds @%s any more; still serving version %s",
+                        self.name,
+                        self.alias,
+                        current.version,
+                    )
+                return False
+            if current is not None and current.version == str(info["version"]):
+                return False
+            try:
+                served = self._load(info)
+            except Exception:
+                kept = "nothing" if current is None else f"version {current.version}"
+                logger.exception(
+                    "could not load %s version %s; still serving %s (retrying next poll)",
+                    self.name,
+                    info["version"],
+                    kept,
+                )
+                self.metrics.model_load_failures.inc()
+                return False
+            self._current = served
+            self._record_swap(served, current)
+            return True
+
+    def _load(self, info: dict[str, Any]) -> ServedModel:
+        loaded = registry.load_classifier(str(info["uri"]))
+        tags = info.get("tags") or {}
+        details = ModelDetails(
+            name=self.name,
+            version=str(info["version"]),
+            alias=self.alias,
+            run_id=loaded.run_id,
+            classes=list(loaded.classes),
+            image_size=loaded.image_size,
+            dataset_version=tags.get(registry.TAG_DATASET_VERSION),
+            metrics={key: float(value) for key, value in (info.get("metrics") or {}).items()},
+            loaded_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        )
+        served = ServedModel(model=loaded.model, details=details)
+        # Warm-up: the first call traces the model's graph (seconds for VGG16), which must
+        # happen here rather than in the first request after the swap.
+        probs = served.predict([np.zeros((loaded.image_size, loaded.image_size, 3), np.uint8)])
+        if probs.shape != (1, len(details.classes)):
+            raise ValueError(
+                f"model outputs {probs.shape[1:]} columns for {len(details.classes)} classes"
+            )
+        return served
+
+    def _record_swap(self, served: ServedModel, previous: ServedModel | None) -> None:
+        self.metrics.model_swaps.inc()
+        self.metrics.model_loaded.set(1)
+        self.metrics.model_info.set_only(1, served.details.name, served.version, self.alias)
+        logger.info(
+            "now serving %s version %s (@%s, %d classes)%s",
+            served.details.name,
+            served.version,
+            self.alias,
+            len(served.classes),
+            "" if previous is None else f", replacing version {previous.version}",
+        )

@@ -1,0 +1,93 @@
+"""Fixtures shared by every test tier.
+
+Airflow reads its configuration once, when first imported, so the session points it at a
+throwaway ``AIRFLOW_HOME`` before any test module can import it (the same approach as
+Airflow's own test suite); everything else is set per test with ``monkeypatch``.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from baghunter.config import Settings, get_settings
+from baghunter.sample.catalog import SampleCatalog
+from baghunter.sample.server import RouteServer
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    airflow_home = Path(tempfile.mkdtemp(prefix="baghunter-test-airflow-"))
+    config._baghunter_airflow_home = airflow_home  # type: ignore[attr-defined]
+    os.environ["AIRFLOW_HOME"] = str(airflow_home)
+    os.environ["AIRFLOW__CORE__DAGS_FOLDER"] = str(REPO / "dags")
+    os.environ["AIRFLOW__CORE__LOAD_EXAMPLES"] = "False"
+    os.environ["AIRFLOW__CORE__PARALLELISM"] = "2"
+    os.environ["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"] = f"sqlite:///{airflow_home / 'airflow.db'}"
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    home = getattr(config, "_baghunter_airflow_home", None)
+    if home is not None:
+        shutil.rmtree(home, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> Path:
+    """A migrated Airflow metadata database (needed by ``dag.test()``), made once."""
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"],
+        check=True,
+        capture_output=True,
+        env=os.environ.copy(),
+    )
+    return Path(os.environ["AIRFLOW_HOME"])
+
+
+@pytest.fixture
+def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
+    """Settings for an isolated data home with the embedded store and fast retries.
+
+    Set through the environment, so code that calls ``get_settings()`` itself (Airflow
+    tasks, the CLI) sees the same values as the test.
+    """
+    env = {
+        "BAGHUNTER_HOME": str(tmp_path / "home"),
+        "BAGHUNTER_STORE": "embedded",
+        "BAGHUNTER_HTTP_BACKOFF_S": "0.01",
+        "BAGHUNTER_HTTP_MAX_BACKOFF_S": "0.05",
+        "BAGHUNTER_HTTP_RETRIES": "2",
+        "BAGHUNTER_DOWNLOAD_TIMEOUT_S": "5",
+        "BAGHUNTER_DOWNLOAD_CONCURRENCY": "8",
+    }
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    for key in ("BAGHUNTER_MONGO_URI", "BAGHUNTER_SOURCES", "MLFLOW_TRACKING_URI"):
+        monkeypatch.delenv(key, raising=False)
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+def sample_catalog() -> SampleCatalog:
+    """A small generated catalog: 3 brands x 12 products, broken entries included."""
+    return SampleCatalog(seed=11, brands=3, per_brand=12, image_size=64, page_size=10)
+
+
+@pytest.fixture
+def catalog_server(sample_catalog: SampleCatalog) -> Iterator[RouteServer]:
+    """The sample catalog served in the Farfetch-style format on 127.0.0.1."""
+    server = RouteServer()
+    server.routes.update(sample_catalog.routes(server.base_url))
+    server.start()
+    yield server
+    server.stop()

@@ -1,0 +1,144 @@
+"""The micro-batcher on its own: batch limits, per-request rows, failure isolation.
+
+The "models" here are plain objects that record the batches they are given and answer
+each image with a row derived from its pixels, so every caller can check it got the row
+of its own image back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import numpy as np
+import pytest
+
+from baghunter.serving.batching import BatcherStopped, MicroBatcher, PredictionFailed
+from baghunter.serving.metrics import ServiceMetrics
+
+T = TypeVar("T")
+POISON = 13  # an image filled with this value makes the recording model raise
+
+
+class RecordingModel:
+    def __init__(self) -> None:
+        self.batches: list[list[int]] = []
+
+    def predict(self, images: list[np.ndarray]) -> np.ndarray:
+        values = [int(image[0, 0, 0]) for image in images]
+        self.batches.append(values)
+        if POISON in values:
+            raise RuntimeError("poisoned batch")
+        return np.array([[value, value * 2] for value in values], dtype=np.float32)
+
+
+def image(value: int) -> np.ndarray:
+    return np.full((4, 4, 3), value, np.uint8)
+
+
+def run_with_batcher(
+    scenario: Callable[[MicroBatcher], Awaitable[T]], *, max_size: int, max_wait_s: float = 0.05
+) -> T:
+    """Run ``scenario`` against a started batcher, stopping it afterwards."""
+
+    async def main() -> T:
+        batcher = MicroBatcher(max_size=max_size, max_wait_s=max_wait_s, metrics=ServiceMetrics())
+        await batcher.start()
+        try:
+            return await scenario(batcher)
+        finally:
+            await batcher.stop()
+
+    return asyncio.run(main())
+
+
+def test_concurrent_requests_are_batched_up_to_the_limit() -> None:
+    model = RecordingModel()
+
+    async def scenario(batcher: MicroBatcher) -> list[np.ndarray]:
+        return await asyncio.gather(*(batcher.predict(model, image(v)) for v in range(10)))
+
+    rows = run_with_batcher(scenario, max_size=4)
+
+    assert [row.tolist() for row in rows] == [[v, 2 * v] for v in range(10)]
+    assert [len(batch) for batch in model.batches] == [4, 4, 2]
+    assert sorted(v for batch in model.batches for v in batch) == list(range(10))
+
+
+def test_a_lone_request_waits_only_for_the_deadline() -> None:
+    model = RecordingModel()
+
+    async def scenario(batcher: MicroBatcher) -> float:
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await batcher.predict(model, image(1))
+        return loop.time() - started
+
+    elapsed = run_with_batcher(scenario, max_size=16, max_wait_s=0.05)
+
+    assert model.batches == [[1]]
+    assert 0.04 <= elapsed < 2.0  # waited for company, then ran alone
+
+
+def test_a_failing_batch_fails_only_its_own_requests() -> None:
+    model = RecordingModel()
+
+    async def scenario(batcher: MicroBatcher) -> list[np.ndarray | BaseException]:
+        values = [POISON, 1, 2, 3]
+        return await asyncio.gather(
+            *(batcher.predict(model, image(v)) for v in values), return_exceptions=True
+        )
+
+    first, second, third, fourth = run_with_batcher(scenario, max_size=2)
+
+    assert model.batches == [[POISON, 1], [2, 3]]
+    assert isinstance(first, PredictionFailed) and isinstance(second, PredictionFailed)
+    assert isinstance(third, np.ndarray) and third.tolist() == [2, 4]
+    assert isinstance(fourth, np.ndarray) and fourth.tolist() == [3, 6]
+
+
+def test_requests_for_different_models_never_share_a_batch() -> None:
+    old, new = RecordingModel(), RecordingModel()
+
+    async def scenario(batcher: MicroBatcher) -> list[np.ndarray]:
+        jobs = [(old, 1), (old, 2), (new, 3), (old, 4), (new, 5)]
+        return await asyncio.gather(*(batcher.predict(m, image(v)) for m, v in jobs))
+
+    rows = run_with_batcher(scenario, max_size=8)
+
+    assert [row.tolist()[0] for row in rows] == [1, 2, 3, 4, 5]
+    assert sorted(v for batch in old.batches for v in batch) == [1, 2, 4]
+    assert sorted(v for batch in new.batches for v in batch) == [3, 5]
+
+
+def test_batch_sizes_are_counted() -> None:
+    model = RecordingModel()
+    metrics = ServiceMetrics()
+
+    async def main() -> None:
+        batcher = MicroBatcher(max_size=3, max_wait_s=0.05, metrics=metrics)
+        await batcher.start()
+        try:
+            await asyncio.gather(*(batcher.predict(model, image(v)) for v in range(7)))
+        finally:
+            await batcher.stop()
+
+    asyncio.run(main())
+
+    text = metrics.render()
+    assert "baghunter_batch_size_count 3\n" in text  # batches of 3, 3 and 1
+    assert "baghunter_batch_size_sum 7\n" in text
+
+
+def test_predict_after_stop_is_refused() -> None:
+    model = RecordingModel()
+
+    async def main() -> None:
+        batcher = MicroBatcher(max_size=2, max_wait_s=0.01, metrics=ServiceMetrics())
+        await batcher.start()
+        await batcher.stop()
+        await batcher.predict(model, image(1))
+
+    with pytest.raises(BatcherStopped):
+        asyncio.run(main())

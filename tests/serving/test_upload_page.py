@@ -1,0 +1,117 @@
+"""The upload page in a real headless Chromium, against the real service.
+
+Needs Debian's Chromium at /usr/bin/chromium and the ``playwright`` Python package (its
+own browser download is not used). With ``BAGHUNTER_SCREENSHOT=1`` the page, showing a
+result, is saved to ``docs/img/upload-page.png`` for the README.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from baghunter import registry
+from tests.conftest import REPO
+from tests.serving.conftest import COLOURS, Service, product_photo
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--disable-quic",
+    "--no-first-run",
+]
+SCREENSHOT = REPO / "docs" / "img" / "upload-page.png"
+PERCENT = re.compile(r"^\d{1,3}\.\d%$")
+TIMEOUT_MS = 30_000
+
+
+@pytest.fixture
+def page(tmp_path: Path) -> Iterator[Any]:
+    """A page in a fresh Chromium profile."""
+    if not CHROMIUM.exists() or shutil.which(str(CHROMIUM)) is None:
+        pytest.skip(f"no Chromium at {CHROMIUM}")
+    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
+    with sync_api.sync_playwright() as playwright:
+        context = playwright.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"),
+            executable_path=str(CHROMIUM),
+            args=CHROMIUM_ARGS,
+            headless=True,
+            viewport={"width": 1180, "height": 720},
+        )
+        try:
+            context.set_default_timeout(TIMEOUT_MS)
+            yield context.new_page()
+        finally:
+            context.close()
+
+
+def test_upload_shows_the_top_brands(
+    page: Any, service: Service, champion: registry.ModelRef, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    red = tmp_path / "red-bag.png"
+    red.write_bytes(product_photo(COLOURS["Red Brand"]))
+    page.goto(service.url + "/")
+    expect(page.locator("#model")).to_contain_text(f"v{champion.version}")
+
+    page.set_input_files("#file", str(red))
+
+    top = page.locator("#results li").first
+    expect(top.locator(".brand")).to_have_text("Red Brand")
+    expect(top.locator(".percent")).to_have_text(PERCENT)
+    expect(page.locator("#results .bar")).to_have_count(3)
+    expect(page.locator("#preview")).to_be_visible()
+    expect(page.locator("#error")).to_be_hidden()
+    if os.environ.get("BAGHUNTER_SCREENSHOT") == "1":
+        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
+        page.wait_for_timeout(500)  # let the bars finish their width transition
+        page.screenshot(path=str(SCREENSHOT), full_page=True)
+
+
+def test_dropped_photo_is_scored(page: Any, service: Service) -> None:
+    from playwright.sync_api import expect
+
+    page.goto(service.url + "/")
+    encoded = base64.b64encode(product_photo(COLOURS["Blue Brand"], size=240)).decode()
+    transfer = page.evaluate_handle(
+        """(b64) => {
+            const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+            const transfer = new DataTransfer();
+            transfer.items.add(new File([bytes], "blue-bag.png", { type: "image/png" }));
+            return transfer;
+        }""",
+        encoded,
+    )
+    page.dispatch_event("#drop", "drop", {"dataTransfer": transfer})
+
+    expect(page.locator("#results li").first.locator(".brand")).to_have_text("Blue Brand")
+
+
+def test_a_refused_upload_shows_the_reason(page: Any, service: Service, tmp_path: Path) -> None:
+    from playwright.sync_api import expect
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not a photo")
+    page.goto(service.url + "/")
+
+    page.set_input_files("#file", str(notes))
+
+    expect(page.locator("#error")).to_be_visible()
+    expect(page.locator("#error")).to_contain_text("JPEG, PNG or WebP")
+    expect(page.locator("#results li")).to_have_count(0)
