@@ -32,9 +32,13 @@ ingest_app = typer.Typer(
 )
 catalog_app = typer.Typer(help="Inspect the catalog store.", no_args_is_help=True)
 images_app = typer.Typer(help="Image stages on their own.", no_args_is_help=True)
+dataset_app = typer.Typer(help="Curate training datasets from the store.", no_args_is_help=True)
+sample_app = typer.Typer(help="The generated sample catalog.", no_args_is_help=True)
 app.add_typer(ingest_app, name="ingest")
 app.add_typer(catalog_app, name="catalog")
 app.add_typer(images_app, name="images")
+app.add_typer(dataset_app, name="dataset")
+app.add_typer(sample_app, name="sample-catalog")
 
 # Results go to stdout (so ``--json`` output can be piped); logs and progress to stderr.
 out = Console()
@@ -56,6 +60,7 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> N
         level=logging.DEBUG if verbose else logging.INFO,
         format="%(message)s",
         handlers=[RichHandler(console=err, show_path=False, show_time=False)],
+        force=True,  # the command owns logging: results on stdout, everything else on stderr
     )
     # Third-party chatter (one line per HTTP request) drowns the pipeline's own log.
     for noisy in ("httpx", "httpcore"):
@@ -244,6 +249,194 @@ def images_dedupe(as_json: JsonFlag = False) -> None:
     with _store(settings) as store:
         report = asdict(sync.find_duplicates(store, settings))
     _emit(report, as_json, "near-duplicates")
+
+
+# --- datasets and training -------------------------------------------------------------
+
+Brands = Annotated[int, typer.Option("--brands", min=2, help="Top-K brands by usable images.")]
+MinImages = Annotated[int, typer.Option(min=1, help="Distinct usable images a brand needs.")]
+BrandList = Annotated[
+    list[str] | None, typer.Option("--brand", help="Use these brands (repeatable) instead.")
+]
+MaxPerBrand = Annotated[int | None, typer.Option(min=1, help="Cap images per brand.")]
+Seed = Annotated[int, typer.Option(help="Seed of the split (and of training).")]
+
+
+def _curation(
+    brands: int, min_images: int, brand: list[str] | None, max_per_brand: int | None, seed: int
+) -> Any:
+    from baghunter.dataset.curate import CurationConfig
+
+    return CurationConfig(
+        brands=brands, min_images=min_images, include=tuple(brand or ()),
+        max_per_brand=max_per_brand, seed=seed,
+    )
+
+
+def _build_manifest(settings: Settings, config: Any) -> Path:
+    from baghunter.dataset.curate import CurationError, build_dataset
+
+    with _store(settings) as store:
+        try:
+            return build_dataset(store, settings, config)
+        except CurationError as exc:
+            err.print(f"[red]cannot build the dataset:[/red] {exc}")
+            raise typer.Exit(1) from exc
+
+
+@dataset_app.command("build")
+def dataset_build(
+    brands: Brands = 5,
+    min_images: MinImages = 20,
+    brand: BrandList = None,
+    max_per_brand: MaxPerBrand = None,
+    seed: Seed = 42,
+    as_json: JsonFlag = False,
+) -> None:
+    """Curate a leak-free train/val/test manifest from the store."""
+    from baghunter.dataset.manifest import Manifest
+
+    settings = get_settings()
+    path = _build_manifest(settings, _curation(brands, min_images, brand, max_per_brand, seed))
+    manifest = Manifest.load(path)
+    payload = {
+        "manifest": str(path), "version": manifest.version,
+        "classes": manifest.classes, "counts": manifest.counts(),
+    }
+    _emit(payload, as_json, "dataset")
+
+
+@app.command("train")
+def train(
+    manifest: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="Use this manifest.")
+    ] = None,
+    brands: Brands = 5,
+    min_images: MinImages = 20,
+    brand: BrandList = None,
+    max_per_brand: MaxPerBrand = None,
+    backbone: Annotated[str, typer.Option(help="vgg16 (transfer learning) or scratch")] = "vgg16",
+    weights: Annotated[
+        str | None, typer.Option(help="imagenet, none, or a .weights.h5 path [BAGHUNTER_WEIGHTS]")
+    ] = None,
+    image_size: Annotated[int, typer.Option(min=32)] = 224,
+    batch_size: Annotated[int, typer.Option(min=1)] = 32,
+    epochs_frozen: Annotated[int, typer.Option(min=0)] = 15,
+    epochs_finetune: Annotated[int, typer.Option(min=0)] = 5,
+    learning_rate: float = 1e-3,
+    finetune_learning_rate: float = 1e-5,
+    cache_features: Annotated[bool, typer.Option(help="Cache frozen-base features.")] = True,
+    augment: bool = True,
+    seed: Seed = 42,
+    as_json: JsonFlag = False,
+) -> None:
+    """Curate (unless --manifest), train, evaluate, register, and promote if better."""
+    from baghunter.training import pipeline
+    from baghunter.training.train import TrainConfig
+
+    settings = get_settings()
+    if manifest is None:
+        manifest = _build_manifest(
+            settings, _curation(brands, min_images, brand, max_per_brand, seed)
+        )
+    chosen_weights = weights or (settings.weights if backbone == "vgg16" else "none")
+    config = TrainConfig(
+        backbone=backbone, weights=chosen_weights, image_size=image_size,  # type: ignore[arg-type]
+        batch_size=batch_size, epochs_frozen=epochs_frozen, epochs_finetune=epochs_finetune,
+        learning_rate=learning_rate, finetune_learning_rate=finetune_learning_rate,
+        cache_features=cache_features, augment=augment, seed=seed,
+    )
+    summary = pipeline.run_all(manifest, config, settings)
+    _emit(summary.to_dict(), as_json, "training")
+
+
+@app.command("train-step", hidden=True)
+def train_step(
+    manifest: Annotated[Path, typer.Option(exists=True, dir_okay=False)],
+    config: Annotated[str, typer.Option(help="TrainConfig as JSON")] = "{}",
+) -> None:
+    """Only the training stage (Airflow runs it in a child process); prints the run id."""
+    from baghunter.training import pipeline
+    from baghunter.training.train import TrainConfig
+
+    run_id = pipeline.train(manifest, TrainConfig.model_validate_json(config), get_settings())
+    typer.echo(json.dumps({"run_id": run_id}))
+
+
+@app.command("evaluate")
+def evaluate(
+    model: Annotated[str, typer.Option(help="models:/name@alias, models:/name/N or runs:/...")],
+    data: Annotated[Path, typer.Option(exists=True, file_okay=False, help="FOLDER/<brand>/<img>")],
+    as_json: JsonFlag = False,
+) -> None:
+    """Score a model on a labelled folder of photos."""
+    from baghunter import registry
+    from baghunter.evaluation import evaluate_folder
+
+    registry.tracking(get_settings())
+    try:
+        result = evaluate_folder(model, data)
+    except (registry.ModelNotFound, ValueError) as exc:
+        err.print(f"[red]cannot evaluate:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    _emit(result, as_json, f"evaluation of {model}")
+
+
+@app.command("predict")
+def predict(
+    images: Annotated[list[Path], typer.Argument(exists=True, dir_okay=False)],
+    model: Annotated[str | None, typer.Option(help="Default: models:/<name>@champion")] = None,
+    k: Annotated[int, typer.Option(min=1)] = 3,
+) -> None:
+    """Top-k brands for each photo."""
+    from baghunter import registry
+    from baghunter.evaluation import predict_files
+
+    settings = get_settings()
+    registry.tracking(settings)
+    uri = model or f"models:/{settings.model_name}@{settings.model_alias}"
+    try:
+        results = predict_files(uri, images, k)
+    except registry.ModelNotFound as exc:
+        err.print(f"[red]no model:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    _print_json(results)
+
+
+@app.command("serve")
+def serve(
+    host: Annotated[str | None, typer.Option(help="[BAGHUNTER_SERVE_HOST]")] = None,
+    port: Annotated[int | None, typer.Option(help="[BAGHUNTER_SERVE_PORT]")] = None,
+) -> None:
+    """Serve the champion model: upload page at /, JSON API under /v1."""
+    from baghunter.serving.app import serve as run_server
+
+    settings = get_settings()
+    overrides = {k: v for k, v in {"serve_host": host, "serve_port": port}.items() if v}
+    run_server(settings.model_copy(update=overrides))
+
+
+@sample_app.command("serve")
+def sample_serve(
+    port: Annotated[int, typer.Option(help="Port on 127.0.0.1 (0: any free port)")] = 8765,
+    brands: Annotated[int, typer.Option(min=2, max=6)] = 4,
+    per_brand: Annotated[int, typer.Option(min=3)] = 40,
+    seed: int = 7,
+) -> None:
+    """Serve the generated sample catalog in the Farfetch-style listing format."""
+    from baghunter.sample.catalog import SampleCatalog
+    from baghunter.sample.server import RouteServer
+
+    catalog = SampleCatalog(seed=seed, brands=brands, per_brand=per_brand)
+    server = RouteServer(port=port)
+    server.routes.update(catalog.routes(server.base_url))
+    err.print(f"sample catalog: {server.url('/api/listings')}  (Ctrl-C to stop)")
+    try:
+        server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        server.stop()
 
 
 @app.command("config")

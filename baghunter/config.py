@@ -68,12 +68,15 @@ class Settings(BaseSettings):
         default=3, ge=1, description="Runs that may retry an image whose failure was transient."
     )
     phash_max_distance: int = Field(
-        default=6, ge=0, le=32, description="Hamming distance (of 64 bits) for near-duplicates."
+        default=24, ge=0, le=128, description="Hamming distance (of 256 bits) for near-duplicates."
     )
 
     # --- training / registry (used by later stages) ----------------------------------
     mlflow_tracking_uri: str | None = Field(
         default=None, description="Defaults to a SQLite store under the data home."
+    )
+    mlflow_ui_url: str | None = Field(
+        default=None, description="MLflow UI address for links from Airflow (default: tracking URI)."
     )
     model_name: str = "bag-brand-classifier"
     weights: str = Field(

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Protocol
@@ -89,10 +89,10 @@ class MicroBatcher:
         self._held_over = None
         while self._queue is not None and not self._queue.empty():
             pending.append(self._queue.get_nowait())
-        for job in pending:
-            _fail(job, BatcherStopped("the service is shutting down"))
+        _fail_all(pending, _stopping)
         if self._executor is not None:
-            self._executor.shutdown(wait=True)
+            # Waits for a model call still running, off the event loop.
+            await asyncio.to_thread(self._executor.shutdown, wait=True)
             self._executor = None
 
     async def predict(self, model: Predictor, image: np.ndarray) -> np.ndarray:
@@ -113,8 +113,7 @@ class MicroBatcher:
             try:
                 await self._execute(live)
             except asyncio.CancelledError:
-                for job in live:
-                    _fail(job, BatcherStopped("the service is shutting down"))
+                _fail_all(live, _stopping)
                 raise
 
     async def _gather(self) -> list[_Job]:
@@ -126,21 +125,25 @@ class MicroBatcher:
             first = await self._queue.get()
         batch = [first]
         deadline = asyncio.get_running_loop().time() + self.max_wait_s
-        while len(batch) < self.max_size:
-            try:
-                # Jobs already queued (they arrived while the last batch ran) are taken
-                # without waiting, even once the deadline has passed.
-                if self._queue.empty():
-                    async with asyncio.timeout_at(deadline):
-                        job = await self._queue.get()
-                else:
-                    job = self._queue.get_nowait()
-            except TimeoutError:
-                break
-            if job.model is not first.model:
-                self._held_over = job
-                break
-            batch.append(job)
+        try:
+            while len(batch) < self.max_size:
+                try:
+                    # Jobs already queued (they arrived while the last batch ran) are taken
+                    # without waiting, even once the deadline has passed.
+                    if self._queue.empty():
+                        async with asyncio.timeout_at(deadline):
+                            job = await self._queue.get()
+                    else:
+                        job = self._queue.get_nowait()
+                except TimeoutError:
+                    break
+                if job.model is not first.model:
+                    self._held_over = job
+                    break
+                batch.append(job)
+        except asyncio.CancelledError:
+            _fail_all(batch, _stopping)  # stopped mid-gathering: no request left hanging
+            raise
         return batch
 
     async def _execute(self, jobs: Sequence[_Job]) -> None:
@@ -155,14 +158,24 @@ class MicroBatcher:
         except Exception as exc:
             logger.exception("model call failed for a batch of %d images", len(jobs))
             self.metrics.batch_failures.inc()
-            for job in jobs:
-                _fail(job, PredictionFailed(f"{type(exc).__name__}: {exc}"))
+            reason = f"{type(exc).__name__}: {exc}"
+            _fail_all(jobs, lambda: PredictionFailed(reason))
             return
         for job, row in zip(jobs, probs, strict=True):
             if not job.future.done():
                 job.future.set_result(row)
 
 
-def _fail(job: _Job, error: Exception) -> None:
-    if not job.future.done():
-        job.future.set_exception(error)
+def _stopping() -> BatcherStopped:
+    return BatcherStopped("the service is shutting down")
+
+
+def _fail_all(jobs: Sequence[_Job], error: Callable[[], Exception]) -> None:
+    """Fail each pending job with its own exception, skipping requests already gone.
+
+    A fresh instance per job: one exception raised in many tasks would pile up all their
+    tracebacks. A future already done is a request whose client went away (cancelled).
+    """
+    for job in jobs:
+        if not job.future.done():
+            job.future.set_exception(error())

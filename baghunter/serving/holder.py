@@ -104,7 +104,6 @@ class ModelHolder:
         """
         if self._thread is not None:
             return
-        registry.tracking(self.settings)
         self._stop.clear()
         self._thread = threading.Thread(
             target=self._poll_forever, name="baghunter-model-poller", daemon=True
@@ -119,6 +118,13 @@ class ModelHolder:
             self._thread = None
 
     def _poll_forever(self) -> None:
+        # Here rather than in start(): the first use imports MLflow (seconds), which must
+        # not hold up the event loop. Once only: the URI is process-wide MLflow state.
+        try:
+            registry.tracking(self.settings)
+        except Exception:
+            logger.exception("cannot configure MLflow tracking; no model will be loaded")
+            return
         while True:
             self.refresh()
             if self._stop.wait(self.settings.poll_interval_s):

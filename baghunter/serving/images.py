@@ -36,6 +36,10 @@ RAW_IMAGE_TYPES = frozenset({"image/jpeg", "image/jpg", "image/pjpeg", "image/pn
 # bytes decide, exactly as for downloaded catalog images.
 PART_TYPES = RAW_IMAGE_TYPES | {"", "application/octet-stream", "binary/octet-stream"}
 
+# What a request without any file looks like: no body type, or an HTML form sent without
+# enctype="multipart/form-data" (its text fields only).
+_NO_FILE_TYPES = frozenset({"", "application/x-www-form-urlencoded"})
+
 # Room for multipart boundaries and part headers on top of the file bytes themselves.
 MULTIPART_OVERHEAD_BYTES = 16 * 1024
 
@@ -114,11 +118,6 @@ def _missing_file(field: str) -> ApiError:
         f"No photo was sent: upload it as multipart form field '{field}', or send it as "
         "the request body with its image content type.",
     )
-
-
-# What a request without any file looks like: no body type, or an HTML form sent without
-# enctype="multipart/form-data" (its text fields only).
-_NO_FILE_TYPES = frozenset({"", "application/x-www-form-urlencoded"})
 
 
 async def read_single_upload(request: Request, field: str, limits: UploadLimits) -> Upload:

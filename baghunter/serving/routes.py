@@ -169,8 +169,9 @@ async def _score(batcher: MicroBatcher, served: ServedModel, image: np.ndarray) 
     try:
         return await batcher.predict(served, image)
     except PredictionFailed as exc:
+        # The cause is logged by the batcher; clients get no internals.
         raise ApiError(
-            500, "prediction_failed", f"The model failed on this request's batch ({exc})."
+            500, "prediction_failed", "The model failed on this request's batch; retry."
         ) from exc
     except BatcherStopped as exc:
         raise ApiError(503, "shutting_down", "The service is shutting down; retry.") from exc

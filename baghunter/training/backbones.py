@@ -83,9 +83,9 @@ def _scratch_cnn(input_shape: tuple[int, int, int]) -> keras.Model:
     inputs = keras.Input(shape=input_shape, name="pixels")
     x = inputs
     for i, filters in enumerate(_SCRATCH_FILTERS, start=1):
-        # No conv bias: the BatchNorm that follows has its own offset.
-        x = layers.Conv2D(filters, 3, padding="same", use_bias=False, name=f"block{i}_conv")(x)
-        x = layers.BatchNormalization(momentum=0.9, name=f"block{i}_bn")(x)
+        x = layers.Conv2D(
+            filters, 3, padding="same", kernel_initializer="he_normal", name=f"block{i}_conv"
+        )(x)
         x = layers.ReLU(name=f"block{i}_relu")(x)
         x = layers.MaxPooling2D(2, name=f"block{i}_pool")(x)
     return keras.Model(inputs, x, name="scratch_cnn")

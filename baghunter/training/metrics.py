@@ -58,6 +58,27 @@ class EvalReport:
             **self.extra,
         }
 
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> EvalReport:
+        """Inverse of :meth:`to_dict` (reports travel between tasks as JSON artifacts)."""
+        known = {"n", "classes", "accuracy", "top3_accuracy", "macro_f1", "per_brand",
+                 "confusion_matrix"}
+        return cls(
+            classes=list(data["classes"]),
+            accuracy=float(data["accuracy"]),
+            top3_accuracy=float(data["top3_accuracy"]),
+            macro_f1=float(data["macro_f1"]),
+            per_class={
+                name: ClassScores(
+                    float(s["precision"]), float(s["recall"]), float(s["f1"]), int(s["support"])
+                )
+                for name, s in data["per_brand"].items()
+            },
+            confusion_matrix=[list(map(int, row)) for row in data["confusion_matrix"]],
+            n=int(data["n"]),
+            extra={k: float(v) for k, v in data.items() if k not in known},
+        )
+
     def flat_metrics(self, prefix: str = "test_") -> dict[str, float]:
         """Scalar metrics for MLflow (``test_accuracy``, ``test_f1_<class>``...)."""
         out = {

@@ -53,7 +53,13 @@ def predict_proba(
     if not resized:
         return np.zeros((0, model.output_shape[-1]), dtype=np.float32)
     batch = np.stack(resized)
-    return np.asarray(model.predict(batch, batch_size=batch_size, verbose=0), dtype=np.float32)
+    # predict_on_batch, not predict: ``predict`` builds a dataset and a step loop on every
+    # call, ~100 ms of overhead that dominates single-image serving latency on a CPU.
+    chunks = [
+        np.asarray(model.predict_on_batch(batch[start : start + batch_size]), dtype=np.float32)
+        for start in range(0, len(batch), batch_size)
+    ]
+    return np.concatenate(chunks)
 
 
 def predict_entries(

@@ -3,7 +3,7 @@
 The models are tiny Keras classifiers with hand-set weights that score the mean colour of
 a raw uint8 photo of any size, so the right answer is known by construction: a red photo
 is "Red Brand", and so on. They are registered with ``baghunter.registry`` in a SQLite
-MLflow store under the test session's temporary directory, and the service loads them from
+MLflow store in a temporary directory, and the service loads them from
 there exactly as in production. The service runs in a real uvicorn server on 127.0.0.1
 (an OS-chosen free port) and is spoken to over real sockets with httpx.
 """
@@ -96,7 +96,7 @@ def colour_classifier(sharpness: float = 5.0) -> keras.Model:
 
 
 class Registry:
-    """Registers colour classifiers in the session's MLflow store and moves aliases."""
+    """Registers colour classifiers in the tests' MLflow store and moves aliases."""
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
@@ -131,9 +131,9 @@ class Registry:
         shutil.rmtree(location / "data")
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def registry_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Settings]:
-    """Settings of the session's MLflow store, with the shared service's limits.
+    """Settings of the tests' MLflow store, with the shared service's limits.
 
     Built directly (not from the environment) so a developer's own ``BAGHUNTER_*`` or
     ``MLFLOW_*`` variables cannot point the tests at a real registry.
@@ -158,14 +158,14 @@ def registry_settings(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sett
         )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def model_registry(registry_settings: Settings) -> Registry:
     return Registry(registry_settings)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def champion(model_registry: Registry) -> registry.ModelRef:
-    """Version 1 of "colours", holding the champion alias for the whole session."""
+    """Version 1 of "colours", holding the champion alias throughout these tests."""
     return model_registry.register("colours")
 
 
@@ -244,7 +244,7 @@ def running_service(settings: Settings, holder: ModelHolder | None = None) -> It
         sock.close()
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def service(registry_settings: Settings, champion: registry.ModelRef) -> Iterator[Service]:
     """The service following "colours@champion" (version 1), shared by read-only tests."""
     with running_service(registry_settings) as running:

@@ -8,6 +8,7 @@ of its own image back.
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -142,3 +143,29 @@ def test_predict_after_stop_is_refused() -> None:
 
     with pytest.raises(BatcherStopped):
         asyncio.run(main())
+
+
+def test_stop_fails_running_and_queued_requests() -> None:
+    started, release = threading.Event(), threading.Event()
+
+    class BlockingModel:
+        def predict(self, images: list[np.ndarray]) -> np.ndarray:
+            started.set()
+            release.wait(timeout=10)
+            return np.zeros((len(images), 2), np.float32)
+
+    async def main() -> list[np.ndarray | BaseException]:
+        batcher = MicroBatcher(max_size=1, max_wait_s=0.0, metrics=ServiceMetrics())
+        await batcher.start()
+        model = BlockingModel()
+        requests = [asyncio.create_task(batcher.predict(model, image(v))) for v in range(3)]
+        await asyncio.to_thread(started.wait, 10)  # the first request is being scored
+        stopping = asyncio.create_task(batcher.stop())
+        await asyncio.sleep(0.05)  # stop() has failed the requests and waits for the call
+        release.set()
+        await stopping
+        return await asyncio.gather(*requests, return_exceptions=True)
+
+    outcomes = asyncio.run(main())
+
+    assert [type(outcome) for outcome in outcomes] == [BatcherStopped] * 3

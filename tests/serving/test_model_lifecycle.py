@@ -1,6 +1,6 @@
 """The service follows the registry alias: no model yet, hot swaps, and broken versions.
 
-Each test follows its own registered model name in the session's MLflow store, so the
+Each test follows its own registered model name in the tests' MLflow store, so the
 alias moves made here cannot disturb the shared service.
 """
 

@@ -53,7 +53,7 @@ def test_api_key_guards_the_v1_endpoints_only(keyed_service: Service) -> None:
     assert response.json()["predictions"][0]["brand"] == "Red Brand"
     assert client.get("/v1/model", headers={"X-API-Key": API_KEY}).status_code == 200
 
-    for open_path in ("/", "/healthz", "/readyz", "/static/app.js", "/metrics"):
+    for open_path in ("/", "/healthz", "/readyz", "/static/app.js", "/metrics", "/openapi.json"):
         assert client.get(open_path).status_code == 200, open_path
 
 

@@ -1,0 +1,107 @@
+"""The ``brand_training`` DAG's task bodies.
+
+Training runs in a child process (``python -m baghunter train-step``): TensorFlow keeps the
+GPU's memory until its process exits, and a worker process that lives on would hold it
+away from the next task. The child streams its log into the task log and prints the MLflow
+run id as its last line.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import subprocess
+import sys
+from typing import Any
+
+from baghunter.config import Settings
+from baghunter.orchestration.store import task_store
+
+log = logging.getLogger(__name__)
+
+TRAIN_PARAMS = (
+    "backbone", "weights", "image_size", "batch_size", "epochs_frozen", "epochs_finetune",
+    "learning_rate", "finetune_learning_rate", "patience", "cache_features", "augment", "seed",
+)
+
+
+def build_dataset(params: dict[str, Any], settings: Settings) -> str:
+    """Curate the manifest; returns its path."""
+    from baghunter.dataset.curate import CurationConfig, CurationError, build_dataset
+
+    config = CurationConfig(
+        brands=params.get("brands") or None,
+        min_images=int(params.get("min_images") or 20),
+        include=tuple(params.get("include_brands") or ()),
+        seed=int(params.get("seed") or 42),
+    )
+    with task_store(settings) as store:
+        try:
+            return str(build_dataset(store, settings, config))
+        except CurationError as exc:
+            from airflow.exceptions import AirflowFailException
+
+            raise AirflowFailException(str(exc)) from exc  # retrying finds the same catalog
+
+
+def train_config_json(params: dict[str, Any], settings: Settings) -> str:
+    """The run's training options as TrainConfig JSON (empty params fall back to defaults)."""
+    chosen = {k: params[k] for k in TRAIN_PARAMS if params.get(k) not in (None, "")}
+    if "weights" not in chosen:
+        chosen["weights"] = settings.weights if chosen.get("backbone", "vgg16") == "vgg16" else "none"
+    return json.dumps(chosen)
+
+
+def train(manifest_path: str, params: dict[str, Any], settings: Settings) -> str:
+    """Train in a child process; returns the MLflow run id."""
+    command = [
+        sys.executable, "-m", "baghunter", "train-step",
+        "--manifest", manifest_path, "--config", train_config_json(params, settings),
+    ]
+    log.info("training in a child process: %s", " ".join(command[:5]))
+    child = subprocess.Popen(
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+    )
+    assert child.stdout is not None
+    last = ""
+    for line in child.stdout:  # stream progress into the task log as it happens
+        line = line.rstrip()
+        if line:
+            log.info("%s", line)
+            last = line
+    if child.wait() != 0:
+        raise RuntimeError(f"training process exited with {child.returncode}: {last}")
+    return str(json.loads(last)["run_id"])
+
+
+def evaluate(run_id: str, settings: Settings) -> dict[str, float]:
+    from baghunter.training import pipeline
+
+    report = pipeline.evaluate(run_id, settings)
+    return {"accuracy": report.accuracy, "macro_f1": report.macro_f1, "n": report.n}
+
+
+def register(run_id: str, settings: Settings) -> int:
+    from baghunter.training import pipeline
+
+    return pipeline.register(run_id, settings).version
+
+
+def promote(run_id: str, version: int, settings: Settings) -> dict[str, Any]:
+    from baghunter.training import pipeline
+
+    return pipeline.promote(run_id, version, settings).to_dict()
+
+
+def run_url(run_id: str, settings: Settings) -> str:
+    """Where to see the run: the MLflow UI when tracking is a server, else the run's URI."""
+    from baghunter import registry
+
+    uri = registry.tracking(settings)
+    ui = settings.mlflow_ui_url or (uri if uri.startswith(("http://", "https://")) else None)
+    if ui is None:
+        return f"runs:/{run_id}"
+    import mlflow
+
+    experiment = mlflow.get_run(run_id).info.experiment_id
+    return f"{ui.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"

@@ -1,0 +1,113 @@
+"""
+### Brand training
+
+Trains the brand classifier from what the catalog holds, and promotes it only if it is
+better than the model in production.
+
+1. **build_dataset**: top-K brands by usable images (or an explicit list), a leak-free
+   stratified split (near-duplicates and photos of one product never straddle splits), a
+   versioned manifest.
+2. **train**: Keras VGG16 transfer learning (frozen base on cached features, then
+   fine-tuning of the top block) in a child process, logged to MLflow. The task's
+   *MLflow run* link opens the run.
+3. **evaluate**: accuracy, top-3, per-brand precision/recall/F1, confusion matrix and
+   misclassified examples on the test split, logged to the run.
+4. **register**: a new version of the registered model, with its classes and dataset version.
+5. **promote**: the current `champion` is scored on the same test set; the alias moves
+   only if the new version is better (accuracy, ties broken by macro-F1).
+
+Runs whenever `catalog_ingest` updates `baghunter://catalog`, and at least quarterly.
+Set `BAGHUNTER_TRAIN_POOL` / `BAGHUNTER_TRAIN_QUEUE` to send training to GPU workers.
+"""
+
+from __future__ import annotations
+
+import os
+from datetime import datetime, timedelta
+from typing import Any
+
+from airflow.sdk import Asset, Param, dag, task
+from airflow.timetables.assets import AssetOrTimeSchedule
+from airflow.timetables.trigger import CronTriggerTimetable
+
+CATALOG = Asset("baghunter://catalog")
+MODEL = Asset("baghunter://models/brand-classifier")
+
+
+@dag(
+    dag_id="brand_training",
+    schedule=AssetOrTimeSchedule(
+        timetable=CronTriggerTimetable("0 3 1 */3 *", timezone="UTC"), assets=[CATALOG]
+    ),
+    start_date=datetime(2026, 1, 1),
+    catchup=False,
+    max_active_runs=1,
+    tags=["baghunter", "training"],
+    default_args={"owner": "baghunter", "retries": 1, "retry_delay": timedelta(minutes=5)},
+    params={
+        "brands": Param(5, type="integer", minimum=2, description="Top-K brands by usable images"),
+        "min_images": Param(20, type="integer", minimum=1),
+        "include_brands": Param([], type="array", description="Explicit brands instead of top-K"),
+        "backbone": Param("vgg16", enum=["vgg16", "scratch"]),
+        "weights": Param("", type="string", description="imagenet, none or a .weights.h5 path"),
+        "image_size": Param(224, type="integer", minimum=32),
+        "epochs_frozen": Param(15, type="integer", minimum=0),
+        "epochs_finetune": Param(5, type="integer", minimum=0),
+        "batch_size": Param(32, type="integer", minimum=1),
+        "learning_rate": Param(1e-3, type="number", exclusiveMinimum=0),
+        "finetune_learning_rate": Param(1e-5, type="number", exclusiveMinimum=0),
+        "patience": Param(3, type="integer", minimum=1, description="Early-stopping patience"),
+    },
+    doc_md=__doc__,
+)
+def brand_training() -> None:
+    @task
+    def build_dataset(params: dict[str, Any] | None = None) -> str:
+        from baghunter.config import get_settings
+        from baghunter.orchestration import training
+
+        return training.build_dataset(dict(params or {}), get_settings())
+
+    @task(
+        pool=os.environ.get("BAGHUNTER_TRAIN_POOL", "default_pool"),
+        queue=os.environ.get("BAGHUNTER_TRAIN_QUEUE", "default"),
+        execution_timeout=timedelta(hours=12),
+    )
+    def train(manifest: str, params: dict[str, Any] | None = None, ti: Any = None) -> str:
+        from baghunter.config import get_settings
+        from baghunter.orchestration import training
+
+        mlflow_run = training.train(manifest, dict(params or {}), get_settings())
+        ti.xcom_push(key="mlflow_run_url", value=training.run_url(mlflow_run, get_settings()))
+        return mlflow_run
+
+    @task
+    def evaluate(mlflow_run: str) -> dict[str, float]:
+        from baghunter.config import get_settings
+        from baghunter.orchestration import training
+
+        return training.evaluate(mlflow_run, get_settings())
+
+    @task
+    def register(mlflow_run: str) -> int:
+        from baghunter.config import get_settings
+        from baghunter.orchestration import training
+
+        return training.register(mlflow_run, get_settings())
+
+    @task(outlets=[MODEL])
+    def promote(mlflow_run: str, version: int) -> dict[str, Any]:
+        from baghunter.config import get_settings
+        from baghunter.orchestration import training
+
+        return training.promote(mlflow_run, version, get_settings())
+
+    # XCom carries the MLflow run id ("run_id" itself is Airflow's own context key).
+    mlflow_run = train(build_dataset())
+    evaluated = evaluate(mlflow_run)
+    version = register(mlflow_run)
+    evaluated >> version
+    promote(mlflow_run, version)
+
+
+brand_training()

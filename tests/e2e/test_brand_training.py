@@ -1,0 +1,117 @@
+"""Brand training end to end: catalog → dataset → train → evaluate → register → champion gate.
+
+Real Airflow (``dag.test()``), real Keras, real MLflow (SQLite registry under the test's
+data home). Small images and a small model keep it to a couple of minutes on a CPU.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner
+
+from baghunter.cli import app
+from baghunter.config import Settings
+from baghunter.sample.catalog import SampleCatalog
+from baghunter.sample.server import RouteServer
+
+pytestmark = [pytest.mark.airflow, pytest.mark.slow]
+
+runner = CliRunner()
+# Small from-scratch CNNs on 32 px images: quick on a CPU.
+UNTRAINED = ["--backbone", "scratch", "--image-size", "32", "--epochs-frozen", "0",
+             "--epochs-finetune", "0"]
+
+
+def _cli(*args: str) -> Any:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output
+    # Airflow, imported into this test process by dag.test(), prints Python warnings to
+    # stdout; a real `baghunter` process has no Airflow in it. The JSON starts on its own line.
+    lines = result.stdout.splitlines()
+    start = next(i for i, line in enumerate(lines) if line[:1] in "{[")
+    return json.loads("\n".join(lines[start:]))
+
+
+@pytest.fixture
+def catalog() -> SampleCatalog:
+    return SampleCatalog(seed=5, brands=3, per_brand=24, image_size=64, page_size=50)
+
+
+@pytest.fixture
+def ingested(settings: Settings, catalog: SampleCatalog) -> Path:
+    server = RouteServer()
+    server.routes.update(catalog.routes(server.base_url))
+    server.start()
+    try:
+        _cli("ingest", "farfetch", server.url("/api/listings"), "--json")
+    finally:
+        server.stop()
+    manifest = _cli("dataset", "build", "--brands", "3", "--min-images", "10", "--json")
+    return Path(manifest["manifest"])
+
+
+@pytest.fixture
+def training_dag(airflow_db):
+    from airflow.models import DagBag
+
+    from tests.conftest import REPO
+
+    bag = DagBag(dag_folder=str(REPO / "dags" / "brand_training.py"))
+    assert bag.import_errors == {}
+    return bag.dags["brand_training"]
+
+
+def _champion(settings: Settings) -> tuple[int, dict]:
+    from mlflow import MlflowClient
+
+    from baghunter import registry
+
+    registry.tracking(settings)
+    version = MlflowClient().get_model_version_by_alias(settings.model_name, "champion")
+    return int(version.version), version.tags
+
+
+def test_gate_promotes_better_and_keeps_worse(
+    settings: Settings, ingested: Path, catalog: SampleCatalog, training_dag, tmp_path: Path
+) -> None:
+    # 1. An untrained model becomes champion only because there is none yet.
+    first = _cli("train", "--manifest", str(ingested), *UNTRAINED, "--json")
+    assert first["promoted"] is True and "no champion" in first["decision"]
+    assert first["model_version"] == 1
+
+    # 2. The DAG trains a real model; it beats the champion on the same test set.
+    conf = {"backbone": "scratch", "image_size": 32, "batch_size": 8, "epochs_frozen": 1,
+            "epochs_finetune": 15, "finetune_learning_rate": 1e-3, "patience": 5,
+            "brands": 3, "min_images": 10}
+    run = training_dag.test(run_conf=conf)
+    states = {ti.task_id: ti.state for ti in run.get_task_instances()}
+    assert run.state == "success", states
+    version, tags = _champion(settings)
+    assert version == 2
+    assert json.loads(tags["classes"]) == sorted({p.brand for p in catalog.products})
+    train_ti = next(ti for ti in run.get_task_instances() if ti.task_id == "train")
+    assert train_ti.xcom_pull(task_ids="train", key="mlflow_run_url").startswith("runs:/")
+
+    # 3. Another untrained model is registered but does not take the alias.
+    third = _cli("train", "--manifest", str(ingested), *UNTRAINED, "--json")
+    assert third["promoted"] is False
+    assert _champion(settings)[0] == 2
+
+    # The champion recognises new photos of the catalog's brands far above chance.
+    folder = tmp_path / "holdout"
+    for i, (brand, jpeg) in enumerate(catalog.holdout_images(n_per_brand=4)):
+        (folder / brand.upper()).mkdir(parents=True, exist_ok=True)  # case-insensitive match
+        (folder / brand.upper() / f"{i}.jpg").write_bytes(jpeg)
+    scored = _cli("evaluate", "--model", f"models:/{settings.model_name}@champion",
+                  "--data", str(folder), "--json")
+    assert scored["n"] == 12
+    assert scored["accuracy"] >= 0.75  # chance is 1/3
+    assert set(scored["per_brand"]) == {p.brand for p in catalog.products}
+    assert len(scored["confusion_matrix"]) == 3
+
+    predicted = _cli("predict", str(next((folder / "AURELIA").iterdir())))
+    assert predicted[0]["predictions"][0]["brand"] in {p.brand for p in catalog.products}
