@@ -20,6 +20,12 @@ $(INSTALLED): pyproject.toml
 
 venv: $(INSTALLED) ## create the virtualenv and install the project with all extras
 
+demo: $(INSTALLED) ## the whole pipeline on the generated sample catalog (embedded default)
+	$(BIN)/baghunter demo
+
+up: $(INSTALLED) ## Airflow, MLflow UI and the upload page on localhost (Ctrl-C stops all)
+	$(BIN)/baghunter up
+
 test: $(INSTALLED) ## run the test suite (all tiers; slow tests included)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
@@ -37,4 +43,4 @@ bench-ingest: $(INSTALLED) ## ingestion benchmark: bulk vs per-row upserts, conc
 clean: ## remove the virtualenv and the local data home
 	rm -rf $(VENV) .baghunter
 
-.PHONY: help venv test test-fast lint bench-ingest clean
+.PHONY: help venv demo up test test-fast lint bench-ingest clean

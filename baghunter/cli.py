@@ -22,7 +22,7 @@ from rich.logging import RichHandler
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 from rich.table import Table
 
-from baghunter.catalog.specs import SourceKind, SourceSpec
+from baghunter.catalog.specs import SourceSpec
 from baghunter.config import Settings, get_settings
 from baghunter.store.base import CatalogStore, StoreUnavailable
 
@@ -56,10 +56,18 @@ PageSize = Annotated[int | None, typer.Option(min=1, help="Records to request pe
 
 @app.callback()
 def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
+    # A terminal gets rich's layout; a pipe (an Airflow task log, CI) gets one plain line
+    # per record, which rich would otherwise wrap at 80 columns.
+    handler: logging.Handler
+    if sys.stderr.isatty():
+        handler = RichHandler(console=err, show_path=False, show_time=False)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,
-        format="%(message)s",
-        handlers=[RichHandler(console=err, show_path=False, show_time=False)],
+        handlers=[handler],
         force=True,  # the command owns logging: results on stdout, everything else on stderr
     )
     # Third-party chatter (one line per HTTP request) drowns the pipeline's own log.
@@ -93,7 +101,9 @@ def _emit(payload: dict[str, Any], as_json: bool, title: str) -> None:
         return
     table = Table(title=title, show_header=False)
     for key, value in payload.items():
-        table.add_row(key, json.dumps(value, default=str) if isinstance(value, dict) else str(value))
+        table.add_row(
+            key, json.dumps(value, default=str) if isinstance(value, dict) else str(value)
+        )
     out.print(table)
 
 
@@ -116,7 +126,7 @@ def _download_with_progress(store: CatalogStore, settings: Settings) -> dict[str
 
         def advanced(result: Any) -> None:
             counts["ok" if result.status == "ok" else "failed"] += 1
-            progress.update(bar, advance=1, **counts)
+            progress.update(bar, advance=1, ok=counts["ok"], failed=counts["failed"])
 
         report = sync.download_pending(store, settings, on_start=started, on_result=advanced)
     return asdict(report)
@@ -157,8 +167,13 @@ def ingest_shopify(
 ) -> None:
     """Shopify's public storefront feed (up to 250 products a page)."""
     spec = SourceSpec(
-        kind="shopify", location=url, name=name, currency=currency,
-        max_pages=max_pages, page_size=page_size, incremental=incremental,
+        kind="shopify",
+        location=url,
+        name=name,
+        currency=currency,
+        max_pages=max_pages,
+        page_size=page_size,
+        incremental=incremental,
     )
     _ingest(spec, skip_images, as_json)
 
@@ -175,15 +190,21 @@ def ingest_farfetch(
 ) -> None:
     """A Farfetch-style JSON listing API with page/pageSize pagination."""
     spec = SourceSpec(
-        kind="farfetch", location=url, name=name, max_pages=max_pages,
-        page_size=page_size, incremental=incremental,
+        kind="farfetch",
+        location=url,
+        name=name,
+        max_pages=max_pages,
+        page_size=page_size,
+        incremental=incremental,
     )
     _ingest(spec, skip_images, as_json)
 
 
 @ingest_app.command("folder")
 def ingest_folder(
-    path: Annotated[Path, typer.Argument(exists=True, file_okay=False, help="PATH/<brand>/<image>")],
+    path: Annotated[
+        Path, typer.Argument(exists=True, file_okay=False, help="PATH/<brand>/<image>")
+    ],
     name: Name = None,
     skip_images: SkipImages = False,
     as_json: JsonFlag = False,
@@ -259,17 +280,29 @@ BrandList = Annotated[
     list[str] | None, typer.Option("--brand", help="Use these brands (repeatable) instead.")
 ]
 MaxPerBrand = Annotated[int | None, typer.Option(min=1, help="Cap images per brand.")]
+Categories = Annotated[
+    list[str] | None, typer.Option("--category", help="Only these categories (repeatable).")
+]
 Seed = Annotated[int, typer.Option(help="Seed of the split (and of training).")]
 
 
 def _curation(
-    brands: int, min_images: int, brand: list[str] | None, max_per_brand: int | None, seed: int
+    brands: int,
+    min_images: int,
+    brand: list[str] | None,
+    max_per_brand: int | None,
+    seed: int,
+    category: list[str] | None = None,
 ) -> Any:
     from baghunter.dataset.curate import CurationConfig
 
     return CurationConfig(
-        brands=brands, min_images=min_images, include=tuple(brand or ()),
-        max_per_brand=max_per_brand, seed=seed,
+        brands=brands,
+        min_images=min_images,
+        include=tuple(brand or ()),
+        max_per_brand=max_per_brand,
+        seed=seed,
+        categories=tuple(category or ()),
     )
 
 
@@ -290,6 +323,7 @@ def dataset_build(
     min_images: MinImages = 20,
     brand: BrandList = None,
     max_per_brand: MaxPerBrand = None,
+    category: Categories = None,
     seed: Seed = 42,
     as_json: JsonFlag = False,
 ) -> None:
@@ -297,11 +331,14 @@ def dataset_build(
     from baghunter.dataset.manifest import Manifest
 
     settings = get_settings()
-    path = _build_manifest(settings, _curation(brands, min_images, brand, max_per_brand, seed))
+    config = _curation(brands, min_images, brand, max_per_brand, seed, category)
+    path = _build_manifest(settings, config)
     manifest = Manifest.load(path)
     payload = {
-        "manifest": str(path), "version": manifest.version,
-        "classes": manifest.classes, "counts": manifest.counts(),
+        "manifest": str(path),
+        "version": manifest.version,
+        "classes": manifest.classes,
+        "counts": manifest.counts(),
     }
     _emit(payload, as_json, "dataset")
 
@@ -315,6 +352,7 @@ def train(
     min_images: MinImages = 20,
     brand: BrandList = None,
     max_per_brand: MaxPerBrand = None,
+    category: Categories = None,
     backbone: Annotated[str, typer.Option(help="vgg16 (transfer learning) or scratch")] = "vgg16",
     weights: Annotated[
         str | None, typer.Option(help="imagenet, none, or a .weights.h5 path [BAGHUNTER_WEIGHTS]")
@@ -325,6 +363,7 @@ def train(
     epochs_finetune: Annotated[int, typer.Option(min=0)] = 5,
     learning_rate: float = 1e-3,
     finetune_learning_rate: float = 1e-5,
+    patience: Annotated[int, typer.Option(min=1, help="Early-stopping patience")] = 3,
     cache_features: Annotated[bool, typer.Option(help="Cache frozen-base features.")] = True,
     augment: bool = True,
     seed: Seed = 42,
@@ -337,14 +376,24 @@ def train(
     settings = get_settings()
     if manifest is None:
         manifest = _build_manifest(
-            settings, _curation(brands, min_images, brand, max_per_brand, seed)
+            settings, _curation(brands, min_images, brand, max_per_brand, seed, category)
         )
     chosen_weights = weights or (settings.weights if backbone == "vgg16" else "none")
-    config = TrainConfig(
-        backbone=backbone, weights=chosen_weights, image_size=image_size,  # type: ignore[arg-type]
-        batch_size=batch_size, epochs_frozen=epochs_frozen, epochs_finetune=epochs_finetune,
-        learning_rate=learning_rate, finetune_learning_rate=finetune_learning_rate,
-        cache_features=cache_features, augment=augment, seed=seed,
+    config = TrainConfig.model_validate(
+        {
+            "backbone": backbone,
+            "weights": chosen_weights,
+            "image_size": image_size,
+            "batch_size": batch_size,
+            "epochs_frozen": epochs_frozen,
+            "epochs_finetune": epochs_finetune,
+            "learning_rate": learning_rate,
+            "finetune_learning_rate": finetune_learning_rate,
+            "patience": patience,
+            "cache_features": cache_features,
+            "augment": augment,
+            "seed": seed,
+        }
     )
     summary = pipeline.run_all(manifest, config, settings)
     _emit(summary.to_dict(), as_json, "training")
@@ -437,6 +486,47 @@ def sample_serve(
         pass
     finally:
         server.stop()
+
+
+@app.command("demo")
+def demo(
+    brands: Annotated[int, typer.Option(min=2, max=6, help="Fictional brands in the catalog")] = 4,
+    per_brand: Annotated[int, typer.Option(min=10, help="Products per brand")] = 40,
+    seed: int = 7,
+    retrain: Annotated[bool, typer.Option(help="Train even if the champion is current.")] = False,
+    port: Annotated[int, typer.Option(help="Port of the sample catalog on 127.0.0.1")] = 8765,
+    as_json: JsonFlag = False,
+) -> None:
+    """The whole pipeline on the sample catalog: ingest → train → promote → predict."""
+    from baghunter.demo import print_summary, run_demo
+    from baghunter.sample.catalog import SampleCatalog
+
+    settings = get_settings()
+    catalog = SampleCatalog(seed=seed, brands=brands, per_brand=per_brand)
+    try:
+        result = run_demo(settings, catalog, err, port=port, retrain=retrain)
+    except (RuntimeError, FileNotFoundError, OSError) as exc:  # OSError: port taken
+        err.print(f"[red]demo failed:[/red] {exc}")
+        raise typer.Exit(1) from exc
+    if as_json:
+        _print_json(result.to_dict())
+    else:
+        print_summary(result, settings, out)
+
+
+@app.command("up")
+def up(
+    airflow_port: int = 8080,
+    mlflow_port: int = 5000,
+    port: Annotated[int | None, typer.Option(help="Serving port [BAGHUNTER_SERVE_PORT]")] = None,
+) -> None:
+    """Airflow, the MLflow UI and the upload page on localhost; Ctrl-C stops them all."""
+    from baghunter.stack import run_stack
+
+    code = run_stack(
+        get_settings(), airflow_port=airflow_port, mlflow_port=mlflow_port, serve_port=port
+    )
+    raise typer.Exit(code)
 
 
 @app.command("config")

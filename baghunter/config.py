@@ -76,7 +76,8 @@ class Settings(BaseSettings):
         default=None, description="Defaults to a SQLite store under the data home."
     )
     mlflow_ui_url: str | None = Field(
-        default=None, description="MLflow UI address for links from Airflow (default: tracking URI)."
+        default=None,
+        description="MLflow UI address for links from Airflow (default: tracking URI).",
     )
     model_name: str = "bag-brand-classifier"
     weights: str = Field(

@@ -35,7 +35,8 @@ def scan_labelled_folder(folder: Path, classes: list[str]) -> FolderData:
     data = FolderData(paths=[], labels=[], skipped_brands={})
     for brand_dir in sorted(p for p in folder.iterdir() if p.is_dir()):
         images = sorted(
-            p for p in brand_dir.iterdir()
+            p
+            for p in brand_dir.iterdir()
             if p.suffix.lower() in IMAGE_SUFFIXES and not p.name.startswith(".")
         )
         label = index.get(brand_dir.name.strip().casefold())
@@ -96,7 +97,10 @@ def predict_files(model_uri: str, paths: list[Path], k: int = 3) -> list[dict[st
         if i in rows:
             top = top_k(rows[i], loaded.classes, k)
             results.append(
-                {"image": str(path), "predictions": [{"brand": b, "probability": p} for b, p in top]}
+                {
+                    "image": str(path),
+                    "predictions": [{"brand": b, "probability": p} for b, p in top],
+                }
             )
         else:
             results.append({"image": str(path), "error": errors[str(path)]})

@@ -14,8 +14,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING
 
 import httpx
+
+if TYPE_CHECKING:
+    from baghunter.config import Settings
 
 RETRYABLE_STATUS = frozenset({408, 425, 429, 500, 502, 503, 504})
 
@@ -38,11 +42,11 @@ class RetryPolicy:
     max_backoff_s: float = 60.0
 
     @classmethod
-    def from_settings(cls, settings: object) -> RetryPolicy:
+    def from_settings(cls, settings: Settings) -> RetryPolicy:
         return cls(
-            retries=getattr(settings, "http_retries"),
-            backoff_s=getattr(settings, "http_backoff_s"),
-            max_backoff_s=getattr(settings, "http_max_backoff_s"),
+            retries=settings.http_retries,
+            backoff_s=settings.http_backoff_s,
+            max_backoff_s=settings.http_max_backoff_s,
         )
 
     def delay(self, attempt: int, response: httpx.Response | None = None) -> float:
@@ -92,21 +96,21 @@ def request_with_retries(
     attempt = 0
     while True:
         attempt += 1
+        response: httpx.Response | None = None
         try:
             response = send()
         except httpx.TimeoutException as exc:
             failure = HttpError(url, f"timeout: {type(exc).__name__}", retryable=True)
-            response = None
         except httpx.TransportError as exc:
             failure = HttpError(url, f"connection error: {exc}", retryable=True)
-            response = None
         else:
             if response.is_success:
                 return response
             status = response.status_code
-            retryable = is_retryable_status(status)
-            failure = HttpError(url, f"http {status}", status=status, retryable=retryable)
-            if not retryable:
+            failure = HttpError(
+                url, f"http {status}", status=status, retryable=is_retryable_status(status)
+            )
+            if not failure.retryable:
                 response.close()
                 raise failure
         if attempt > policy.retries:

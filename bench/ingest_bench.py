@@ -109,7 +109,9 @@ def image_server(n: int, latency_s: float) -> tuple[RouteServer, list[str]]:
     server = RouteServer()
     for i in range(n):
         body = render_bag(BRANDS[i % len(BRANDS)], seed=i, size=256)
-        server.routes[f"/img/{i}.jpg"] = Reply(200, body, content_type="image/jpeg", delay_s=latency_s)
+        server.routes[f"/img/{i}.jpg"] = Reply(
+            200, body, content_type="image/jpeg", delay_s=latency_s
+        )
     server.start()
     return server, [server.url(f"/img/{i}.jpg") for i in range(n)]
 
@@ -129,7 +131,9 @@ def bench_downloads(n: int, latency_ms: float, concurrency: int, workdir: Path) 
         settings = Settings(home=workdir / f"home-{latency_ms}", download_concurrency=concurrency)
         downloader = ImageDownloader(ContentStore(settings.images_dir), settings)
         results: list = []
-        conc_s = time_it(lambda: results.extend(downloader.fetch_many([ImageTask(url=u) for u in urls])))
+        conc_s = time_it(
+            lambda: results.extend(downloader.fetch_many([ImageTask(url=u) for u in urls]))
+        )
         ok = sum(r.status == "ok" for r in results)
         assert ok == n, f"{n - ok} downloads failed"
     finally:
@@ -167,13 +171,16 @@ def main() -> None:
             products, lambda tag: EmbeddedStore(workdir / f"{tag}.sqlite"), "embedded", args.batch
         )
         if args.mongo_uri:
+
             def mongo_factory(tag: str) -> MongoStore:
                 store = MongoStore.from_uri(args.mongo_uri, f"baghunter_bench_{tag}")
                 store.products.drop()
                 return store
 
             report["upsert_mongo"] = bench_upserts(products, mongo_factory, "mongo", args.batch)
-        report["download"] = bench_downloads(args.images, args.latency_ms, args.concurrency, workdir)
+        report["download"] = bench_downloads(
+            args.images, args.latency_ms, args.concurrency, workdir
+        )
         report["download_no_latency"] = bench_downloads(args.images, 0.0, args.concurrency, workdir)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))

@@ -8,6 +8,8 @@ the run of that very try and is empty on tasks that logged no run.
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 from airflow.plugins_manager import AirflowPlugin
 from airflow.serialization.definitions.operatorlink import XComOperatorLink
 
@@ -16,4 +18,6 @@ MLFLOW_RUN_URL_KEY = "mlflow_run_url"
 
 class BagHunterPlugin(AirflowPlugin):
     name = "baghunter"
-    global_operator_extra_links = [XComOperatorLink(name="MLflow run", xcom_key=MLFLOW_RUN_URL_KEY)]
+    global_operator_extra_links: ClassVar[list[XComOperatorLink]] = [
+        XComOperatorLink(name="MLflow run", xcom_key=MLFLOW_RUN_URL_KEY)
+    ]

@@ -70,7 +70,8 @@ def test_changed_listing_is_updated_not_duplicated(
     records = sample_catalog.listings(catalog_server.base_url)
     changed = [{**records[0], "price": {"value": 1, "currency": "EUR"}}, *records[1:]]
     catalog_server.routes["/api/listings"] = Reply(
-        200, json.dumps({"products": changed, "totalPages": 1}).encode(),
+        200,
+        json.dumps({"products": changed, "totalPages": 1}).encode(),
         content_type="application/json",
     )
     again = _invoke("ingest", "farfetch", url, "--json", "--skip-images")
@@ -114,12 +115,15 @@ def test_folder_ingest(settings: Settings, tmp_path: Path) -> None:
 def test_csv_ingest_styles_shape(settings: Settings, tmp_path: Path) -> None:
     images = tmp_path / "images"
     images.mkdir()
-    rows = ["id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage,productDisplayName"]
+    header = "id,gender,masterCategory,subCategory,articleType,baseColour,season,year,usage"
+    rows = [header + ",productDisplayName"]
+    common = "Women,Accessories,Bags,Handbags"
     for i in range(4):
         look = BRANDS[i % 2]
         (images / f"{i}.jpg").write_bytes(render_bag(look, i, 64))
-        rows.append(f"{i},Women,Accessories,Bags,Handbags,Brown,Fall,2012.0,Casual,{look.name} Women Brown Handbag")
-    rows.append("99,Women,Accessories,Bags,Handbags,Black,Fall,2012.0,Casual,Aurelia Women Black Handbag")
+        rows.append(f"{i},{common},Brown,Fall,2012.0,Casual,{look.name} Women Brown Handbag")
+    # 99.jpg is never written: a listing whose photo is missing
+    rows.append(f"99,{common},Black,Fall,2012.0,Casual,Aurelia Women Black Handbag")
     (tmp_path / "styles.csv").write_text("\n".join(rows) + "\n")
     summary = _invoke(
         "ingest", "csv", str(tmp_path / "styles.csv"), "--images", str(images), "--json"
@@ -129,13 +133,13 @@ def test_csv_ingest_styles_shape(settings: Settings, tmp_path: Path) -> None:
     assert summary["images"]["failed"] == 1  # 99.jpg does not exist: recorded, not fatal
 
 
-def test_store_down_is_a_clear_error(
-    settings: Settings, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_store_down_is_a_clear_error(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     from baghunter.config import get_settings
 
     monkeypatch.setenv("BAGHUNTER_STORE", "mongo")
-    monkeypatch.setenv("BAGHUNTER_MONGO_URI", "mongodb://127.0.0.1:1/catalog?serverSelectionTimeoutMS=300")
+    monkeypatch.setenv(
+        "BAGHUNTER_MONGO_URI", "mongodb://127.0.0.1:1/catalog?serverSelectionTimeoutMS=300"
+    )
     get_settings.cache_clear()
     result = runner.invoke(app, ["catalog", "stats", "--json"])
     assert result.exit_code == 2

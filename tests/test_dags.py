@@ -33,9 +33,11 @@ def test_dag_files_only_import_airflow_at_top_level(path: Path) -> None:
     tree = ast.parse(path.read_text())
     for node in tree.body:
         if isinstance(node, ast.Import | ast.ImportFrom):
-            names = [node.module] if isinstance(node, ast.ImportFrom) else [
-                alias.name for alias in node.names
-            ]
+            names = (
+                [node.module]
+                if isinstance(node, ast.ImportFrom)
+                else [alias.name for alias in node.names]
+            )
             for name in names:
                 assert name and name.split(".")[0] in ALLOWED_TOP_LEVEL, (
                     f"{path.name} imports {name} at module level"
@@ -56,7 +58,11 @@ def test_every_dag_follows_policy(dagbag) -> None:
 def test_catalog_ingest_shape(dagbag) -> None:
     dag = dagbag.dags["catalog_ingest"]
     assert {t.task_id for t in dag.tasks} == {
-        "plan", "fetch", "upsert", "download_images", "find_duplicates",
+        "plan",
+        "fetch",
+        "upsert",
+        "download_images",
+        "find_duplicates",
     }
     assert dag.schedule == timedelta(days=14)  # bi-weekly, like the catalog's refresh
     outlets = dag.get_task("find_duplicates").outlets

@@ -95,9 +95,7 @@ def holds_news(store: CatalogStore, products: list[Product]) -> bool:
     return False
 
 
-def fetch(
-    spec: SourceSpec, settings: Settings, store: CatalogStore, batch_id: str
-) -> FetchReport:
+def fetch(spec: SourceSpec, settings: Settings, store: CatalogStore, batch_id: str) -> FetchReport:
     """Read the catalog's pages into a fresh raw batch and return where it is.
 
     In incremental mode the store is consulted page by page and reading stops after the
@@ -137,7 +135,11 @@ def fetch(
     _write_json(folder / BATCH_FILE, {**meta, "finished_at": _now().isoformat(), **asdict(report)})
     log.info(
         "fetched %s: %d records in %d pages (%s) -> %s",
-        source.name, report.records, report.pages, report.stopped, folder,
+        source.name,
+        report.records,
+        report.pages,
+        report.stopped,
+        folder,
     )
     return report
 
@@ -172,7 +174,11 @@ def upsert(
         log.warning("rejected %s", reason)
     log.info(
         "upserted %s: %d new, %d changed, %d unchanged, %d rejected",
-        source.name, report.inserted, report.updated, report.unchanged, report.rejected,
+        source.name,
+        report.inserted,
+        report.updated,
+        report.unchanged,
+        report.rejected,
     )
     if meta.get("error"):
         raise PartialFetchError(

@@ -31,6 +31,7 @@ class CurationConfig:
     brands: int | None = 5  # top-K brands by usable images; None: every brand that qualifies
     min_images: int = 20  # a brand needs this many distinct usable images
     include: tuple[str, ...] = ()  # an explicit brand list (case-insensitive) instead of top-K
+    categories: tuple[str, ...] = ()  # only products of these categories (e.g. "Handbags")
     max_per_brand: int | None = None  # cap, to keep a dominant brand from swamping the rest
     fractions: tuple[float, float, float] = (0.7, 0.15, 0.15)
     seed: int = 42
@@ -68,8 +69,10 @@ def _collapse_duplicates(
         if rest and rest[0][1] == top_n:
             report.conflicting_groups += 1
             continue
-        agreeing = sorted((m for m in members if m.brand and canonical[m.brand.casefold()] == top),
-                          key=lambda m: (m.sha256, m.source, m.source_id))
+        agreeing = sorted(
+            (m for m in members if m.brand and canonical[m.brand.casefold()] == top),
+            key=lambda m: (m.sha256, m.source, m.source_id),
+        )
         report.duplicates_collapsed += len({m.sha256 for m in members}) - 1
         products = {(m.source, m.source_id) for m in members}
         kept.append((agreeing[0], top, products))
@@ -100,7 +103,10 @@ def curate(store: CatalogStore, settings: Settings, config: CurationConfig) -> M
     """Build the manifest for ``config`` from what the store holds now."""
     report = CurationReport()
     rows: list[CatalogImage] = []
+    wanted = {c.casefold() for c in config.categories}
     for row in store.iter_catalog_images():
+        if wanted and (row.category or "").casefold() not in wanted:
+            continue
         report.images_seen += 1
         if row.brand:
             rows.append(row)
@@ -149,6 +155,7 @@ def curate(store: CatalogStore, settings: Settings, config: CurationConfig) -> M
         "brands": config.brands,
         "min_images": config.min_images,
         "include": list(config.include),
+        "categories": list(config.categories),
         "max_per_brand": config.max_per_brand,
         "fractions": list(config.fractions),
         "seed": config.seed,
@@ -157,8 +164,12 @@ def curate(store: CatalogStore, settings: Settings, config: CurationConfig) -> M
     manifest = Manifest(entries=entries, classes=brands, params=params)
     log.info(
         "dataset %s: %d images of %d brands %s (%d duplicates collapsed, %d conflicting dropped)",
-        manifest.version, len(entries), len(brands), manifest.counts()["train"],
-        report.duplicates_collapsed, report.conflicting_groups,
+        manifest.version,
+        len(entries),
+        len(brands),
+        manifest.counts()["train"],
+        report.duplicates_collapsed,
+        report.conflicting_groups,
     )
     return manifest
 

@@ -84,17 +84,16 @@ def split_components(
         # A per-label generator: adding a brand does not reshuffle the others.
         random.Random(f"{seed}:{label}").shuffle(label_groups)
         total = sum(len(g) for g in label_groups)
-        filled = dict.fromkeys(SPLITS, 0)
+        filled: dict[str, int] = dict.fromkeys(SPLITS, 0)
         order = list(label_groups)
         if len(order) >= 3:
             # Seed val and test first (they are the small ones), then deal the rest.
-            for name, group in zip(("test", "val"), order[:2], strict=True):
+            seeded: tuple[Split, Split] = ("test", "val")
+            for name, group in zip(seeded, order[:2], strict=True):
                 _place(group, name, filled, assignment)
             order = order[2:]
         for group in order:
-            deficits = {
-                name: fractions[i] * total - filled[name] for i, name in enumerate(SPLITS)
-            }
+            deficits = {name: fractions[i] * total - filled[name] for i, name in enumerate(SPLITS)}
             target = max(SPLITS, key=lambda name: (deficits[name], -SPLITS.index(name)))
             _place(group, target, filled, assignment)
     return assignment

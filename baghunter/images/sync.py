@@ -82,7 +82,10 @@ def download_pending(
     report.reasons = dict(reasons.most_common())
     log.info(
         "images: %d attempted, %d ok, %d failed %s",
-        report.attempted, report.ok, report.failed, report.reasons or "",
+        report.attempted,
+        report.ok,
+        report.failed,
+        report.reasons or "",
     )
     return report
 
@@ -92,11 +95,11 @@ def find_duplicates(store: CatalogStore, settings: Settings) -> DedupeReport:
     hashes = store.image_hashes()
     groups = near_duplicate_groups(hashes, settings.phash_max_distance)
     changed = store.set_duplicate_groups(groups)
-    report = DedupeReport(
-        images=len(hashes), groups=store.duplicate_group_count(), changed=changed
-    )
+    report = DedupeReport(images=len(hashes), groups=store.duplicate_group_count(), changed=changed)
     log.info(
         "near-duplicates: %d groups among %d images (%d regrouped)",
-        report.groups, report.images, report.changed,
+        report.groups,
+        report.images,
+        report.changed,
     )
     return report

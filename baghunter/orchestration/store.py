@@ -34,7 +34,7 @@ def _store_from_connection(settings: Settings) -> CatalogStore | None:
     except AirflowNotFoundException:
         if settings.store == "mongo":
             raise
-        log.info("no Airflow connection %r: using the embedded store", settings.mongo_conn_id)
+        log.debug("no Airflow connection %r: using the embedded store", settings.mongo_conn_id)
         return None
     database = hook.connection.schema or settings.mongo_db
     log.info("catalog store: MongoDB via connection %r, db %r", settings.mongo_conn_id, database)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import subprocess
 import sys
 from typing import Any
@@ -20,8 +21,18 @@ from baghunter.orchestration.store import task_store
 log = logging.getLogger(__name__)
 
 TRAIN_PARAMS = (
-    "backbone", "weights", "image_size", "batch_size", "epochs_frozen", "epochs_finetune",
-    "learning_rate", "finetune_learning_rate", "patience", "cache_features", "augment", "seed",
+    "backbone",
+    "weights",
+    "image_size",
+    "batch_size",
+    "epochs_frozen",
+    "epochs_finetune",
+    "learning_rate",
+    "finetune_learning_rate",
+    "patience",
+    "cache_features",
+    "augment",
+    "seed",
 )
 
 
@@ -48,19 +59,29 @@ def train_config_json(params: dict[str, Any], settings: Settings) -> str:
     """The run's training options as TrainConfig JSON (empty params fall back to defaults)."""
     chosen = {k: params[k] for k in TRAIN_PARAMS if params.get(k) not in (None, "")}
     if "weights" not in chosen:
-        chosen["weights"] = settings.weights if chosen.get("backbone", "vgg16") == "vgg16" else "none"
+        chosen["weights"] = (
+            settings.weights if chosen.get("backbone", "vgg16") == "vgg16" else "none"
+        )
     return json.dumps(chosen)
 
 
 def train(manifest_path: str, params: dict[str, Any], settings: Settings) -> str:
     """Train in a child process; returns the MLflow run id."""
     command = [
-        sys.executable, "-m", "baghunter", "train-step",
-        "--manifest", manifest_path, "--config", train_config_json(params, settings),
+        sys.executable,
+        "-m",
+        "baghunter",
+        "train-step",
+        "--manifest",
+        manifest_path,
+        "--config",
+        train_config_json(params, settings),
     ]
     log.info("training in a child process: %s", " ".join(command[:5]))
+    # TensorFlow's C++ start-up chatter says nothing an operator can act on.
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
     child = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1
+        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env
     )
     assert child.stdout is not None
     last = ""

@@ -38,11 +38,29 @@ class BrandLook:
 
 BRANDS: tuple[BrandLook, ...] = (
     BrandLook("Aurelia", "tote", ((142, 68, 42), (170, 92, 60)), "solid", (212, 175, 55), "arch"),
-    BrandLook("Borsetti", "clutch", ((20, 20, 24), (45, 45, 52)), "quilted", (200, 200, 210), "chain"),
-    BrandLook("Castellane", "satchel", ((32, 64, 122), (200, 190, 160)), "stripes", (212, 175, 55), "short"),
+    BrandLook(
+        "Borsetti", "clutch", ((20, 20, 24), (45, 45, 52)), "quilted", (200, 200, 210), "chain"
+    ),
+    BrandLook(
+        "Castellane",
+        "satchel",
+        ((32, 64, 122), (200, 190, 160)),
+        "stripes",
+        (212, 175, 55),
+        "short",
+    ),
     BrandLook("Duvanne", "hobo", ((128, 30, 48), (160, 60, 70)), "dots", (190, 190, 200), "arch"),
-    BrandLook("Elmora", "bucket", ((60, 110, 70), (230, 220, 190)), "checks", (150, 110, 60), "short"),
-    BrandLook("Fiorvanti", "baguette", ((225, 200, 150), (110, 70, 40)), "monogram", (212, 175, 55), "none"),
+    BrandLook(
+        "Elmora", "bucket", ((60, 110, 70), (230, 220, 190)), "checks", (150, 110, 60), "short"
+    ),
+    BrandLook(
+        "Fiorvanti",
+        "baguette",
+        ((225, 200, 150), (110, 70, 40)),
+        "monogram",
+        (212, 175, 55),
+        "none",
+    ),
 )
 
 
@@ -209,8 +227,12 @@ def _reencode(jpeg: bytes) -> bytes:
 
 def _colour_name(rgb: tuple[int, int, int]) -> str:
     names = {
-        "Brown": (142, 68, 42), "Black": (20, 20, 24), "Navy Blue": (32, 64, 122),
-        "Maroon": (128, 30, 48), "Green": (60, 110, 70), "Beige": (225, 200, 150),
+        "Brown": (142, 68, 42),
+        "Black": (20, 20, 24),
+        "Navy Blue": (32, 64, 122),
+        "Maroon": (128, 30, 48),
+        "Green": (60, 110, 70),
+        "Beige": (225, 200, 150),
     }
     return min(names, key=lambda n: sum((a - b) ** 2 for a, b in zip(names[n], rgb, strict=True)))
 
@@ -264,8 +286,12 @@ def render_bag(look: BrandLook, seed: int, size: int = 128) -> bytes:
 
 def _shape_size(shape: str, scale: float) -> tuple[float, float]:
     sizes = {
-        "tote": (150, 120), "clutch": (170, 80), "hobo": (160, 110),
-        "satchel": (140, 110), "bucket": (110, 140), "baguette": (175, 70),
+        "tote": (150, 120),
+        "clutch": (170, 80),
+        "hobo": (160, 110),
+        "satchel": (140, 110),
+        "bucket": (110, 140),
+        "baguette": (175, 70),
     }
     w, h = sizes[shape]
     return w * scale, h * scale
@@ -288,16 +314,30 @@ def _draw_body(draw: ImageDraw.ImageDraw, shape: str, box: tuple[float, ...], co
 
 
 def _draw_handle(
-    draw: ImageDraw.ImageDraw, look: BrandLook, box: tuple[float, ...], colour: Any, rng: random.Random
+    draw: ImageDraw.ImageDraw,
+    look: BrandLook,
+    box: tuple[float, ...],
+    colour: Any,
+    rng: random.Random,
 ) -> None:
     x0, y0, x1, _ = box
     width = x1 - x0
     if look.handle == "arch":
-        draw.arc((x0 + width * 0.2, y0 - width * 0.45, x1 - width * 0.2, y0 + width * 0.2),
-                 180, 360, fill=colour, width=9)
+        draw.arc(
+            (x0 + width * 0.2, y0 - width * 0.45, x1 - width * 0.2, y0 + width * 0.2),
+            180,
+            360,
+            fill=colour,
+            width=9,
+        )
     elif look.handle == "short":
-        draw.arc((x0 + width * 0.33, y0 - width * 0.22, x1 - width * 0.33, y0 + width * 0.12),
-                 180, 360, fill=colour, width=7)
+        draw.arc(
+            (x0 + width * 0.33, y0 - width * 0.22, x1 - width * 0.33, y0 + width * 0.12),
+            180,
+            360,
+            fill=colour,
+            width=7,
+        )
     elif look.handle == "chain":
         for i in range(14):
             t = i / 13
@@ -307,7 +347,11 @@ def _draw_handle(
 
 
 def _draw_pattern(
-    layer: Image.Image, pattern: str, box: tuple[float, ...], body: Any, accent: Any,
+    layer: Image.Image,
+    pattern: str,
+    box: tuple[float, ...],
+    body: Any,
+    accent: Any,
     rng: random.Random,
 ) -> None:
     if pattern == "solid":
@@ -339,7 +383,9 @@ def _draw_pattern(
             for y in range(y0, y1, step + 6):
                 draw.text((x, y), "F", fill=accent)
     clipped = Image.new("RGBA", layer.size, (0, 0, 0, 0))
-    clipped.paste(overlay, (0, 0), Image.composite(overlay.split()[-1], mask.point(lambda _: 0), mask))
+    clipped.paste(
+        overlay, (0, 0), Image.composite(overlay.split()[-1], mask.point(lambda _: 0), mask)
+    )
     layer.alpha_composite(clipped)
 
 

@@ -61,8 +61,15 @@ class EvalReport:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> EvalReport:
         """Inverse of :meth:`to_dict` (reports travel between tasks as JSON artifacts)."""
-        known = {"n", "classes", "accuracy", "top3_accuracy", "macro_f1", "per_brand",
-                 "confusion_matrix"}
+        known = {
+            "n",
+            "classes",
+            "accuracy",
+            "top3_accuracy",
+            "macro_f1",
+            "per_brand",
+            "confusion_matrix",
+        }
         return cls(
             classes=list(data["classes"]),
             accuracy=float(data["accuracy"]),

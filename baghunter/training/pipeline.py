@@ -66,14 +66,8 @@ def train(manifest_path: Path, config: TrainConfig, settings: Settings) -> str:
             prefix="dataset.",
         )
         registry.log_manifest_input(manifest, source=manifest_path)
-
-        def on_epoch(phase: str, epoch: int, logs: dict[str, float]) -> None:
-            shown = ", ".join(f"{k} {v:.3f}" for k, v in sorted(logs.items()) if k != "lr")
-            log.info("%s epoch %d: %s", phase, epoch, shown)
-
-        outcome = train_classifier(
-            manifest, config, cache_dir=settings.home / "features", on_epoch=on_epoch
-        )
+        # train_classifier logs each epoch itself (the progress operators see in task logs)
+        outcome = train_classifier(manifest, config, cache_dir=settings.home / "features")
         registry.log_history(outcome.history)
         mlflow.log_metrics({f"timing_{k}": float(v) for k, v in outcome.timings.items()})
         mlflow.log_metrics(
@@ -108,7 +102,11 @@ def evaluate(run_id: str, settings: Settings) -> EvalReport:
         )
     log.info(
         "run %s: test accuracy %.3f, macro-F1 %.3f, top-3 %.3f on %d images",
-        run_id, report.accuracy, report.macro_f1, report.top3_accuracy, report.n,
+        run_id,
+        report.accuracy,
+        report.macro_f1,
+        report.top3_accuracy,
+        report.n,
     )
     return report
 

@@ -22,8 +22,16 @@ pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
 runner = CliRunner()
 # Small from-scratch CNNs on 32 px images: quick on a CPU.
-UNTRAINED = ["--backbone", "scratch", "--image-size", "32", "--epochs-frozen", "0",
-             "--epochs-finetune", "0"]
+UNTRAINED = [
+    "--backbone",
+    "scratch",
+    "--image-size",
+    "32",
+    "--epochs-frozen",
+    "0",
+    "--epochs-finetune",
+    "0",
+]
 
 
 def _cli(*args: str) -> Any:
@@ -84,9 +92,17 @@ def test_gate_promotes_better_and_keeps_worse(
     assert first["model_version"] == 1
 
     # 2. The DAG trains a real model; it beats the champion on the same test set.
-    conf = {"backbone": "scratch", "image_size": 32, "batch_size": 8, "epochs_frozen": 1,
-            "epochs_finetune": 15, "finetune_learning_rate": 1e-3, "patience": 5,
-            "brands": 3, "min_images": 10}
+    conf = {
+        "backbone": "scratch",
+        "image_size": 32,
+        "batch_size": 8,
+        "epochs_frozen": 1,
+        "epochs_finetune": 15,
+        "finetune_learning_rate": 1e-3,
+        "patience": 5,
+        "brands": 3,
+        "min_images": 10,
+    }
     run = training_dag.test(run_conf=conf)
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     assert run.state == "success", states
@@ -106,8 +122,14 @@ def test_gate_promotes_better_and_keeps_worse(
     for i, (brand, jpeg) in enumerate(catalog.holdout_images(n_per_brand=4)):
         (folder / brand.upper()).mkdir(parents=True, exist_ok=True)  # case-insensitive match
         (folder / brand.upper() / f"{i}.jpg").write_bytes(jpeg)
-    scored = _cli("evaluate", "--model", f"models:/{settings.model_name}@champion",
-                  "--data", str(folder), "--json")
+    scored = _cli(
+        "evaluate",
+        "--model",
+        f"models:/{settings.model_name}@champion",
+        "--data",
+        str(folder),
+        "--json",
+    )
     assert scored["n"] == 12
     assert scored["accuracy"] >= 0.75  # chance is 1/3
     assert set(scored["per_brand"]) == {p.brand for p in catalog.products}

@@ -167,7 +167,9 @@ def planted_catalog(count: int, seed: int) -> tuple[list[tuple[str, str, str]], 
         url, _, original = items[rng.randrange(count)]
         members = [url]
         for copy_index in range(rng.randint(1, 3)):
-            copy = flip_bits(original, rng.sample(range(HASH_BITS), rng.randint(0, DEFAULT_DISTANCE)))
+            copy = flip_bits(
+                original, rng.sample(range(HASH_BITS), rng.randint(0, DEFAULT_DISTANCE))
+            )
             copy_url = f"copy{cluster_index}-{copy_index}"
             items.append((copy_url, fake_sha(rng), copy))
             members.append(copy_url)

@@ -1,0 +1,376 @@
+"""``baghunter up``: the local stack really starts, answers, and leaves nothing behind.
+
+The end-to-end test runs the stack as a separate process, as a user would, with real
+Airflow, MLflow and the brand service on free ports of 127.0.0.1, then presses Ctrl-C
+(SIGINT) and checks that every process the stack started is gone. The fast tests cover
+what the stack decides before starting anything: environments, folders, ports.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import httpx
+import psutil
+import pytest
+
+from baghunter.config import Settings
+from baghunter.stack import (
+    DAGS,
+    StackError,
+    StackPlan,
+    airflow_mongo_uri,
+    find_project_folder,
+    plan_stack,
+    run_stack,
+)
+
+REPO = Path(__file__).resolve().parents[2]
+READY_BUDGET_S = 240.0  # two busy cores start three servers; usually about a minute
+STOP_BUDGET_S = 45.0  # the stack allows its services 15 s to stop, then kills them
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+# --- planning ------------------------------------------------------------------------
+
+
+def _plan(settings: Settings, environ: dict[str, str] | None = None) -> StackPlan:
+    return plan_stack(
+        settings,
+        airflow_port=18080,
+        mlflow_port=15000,
+        serve_port=18000,
+        dags_folder=REPO / "dags",
+        plugins_folder=REPO / "plugins",
+        environ=environ or {"PATH": "/usr/bin"},
+    )
+
+
+def test_services_share_the_clis_data_home_and_mlflow_store(
+    settings: Settings, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    plan = _plan(settings.model_copy(update={"home": Path("relative-home")}))
+    home = tmp_path.resolve() / "relative-home"
+    for service in plan.services:
+        # Children may run in another working directory: the home must be absolute.
+        assert service.env["BAGHUNTER_HOME"] == str(home)
+        assert service.env["MLFLOW_TRACKING_URI"] == f"sqlite:///{home / 'mlflow' / 'mlflow.db'}"
+        assert service.env["BAGHUNTER_MLFLOW_UI_URL"] == plan.mlflow.url
+        assert service.log_file.parent == home / "logs"
+    assert plan.airflow.env["AIRFLOW_HOME"] == str(home / "airflow")
+    assert plan.serving.env["BAGHUNTER_SERVE_PORT"] == "18000"
+    assert "--default-artifact-root" in plan.mlflow.command
+    artifact_root = plan.mlflow.command[plan.mlflow.command.index("--default-artifact-root") + 1]
+    assert artifact_root == (home / "mlflow" / "artifacts").as_uri()
+
+
+def test_airflow_is_wired_to_its_port_and_the_repositorys_folders(settings: Settings) -> None:
+    env = _plan(settings).airflow.env
+    assert env["AIRFLOW__API__PORT"] == "18080"
+    # Task workers find the execution API through the base URL, so it must name the port.
+    assert urlsplit(env["AIRFLOW__API__BASE_URL"]).port == 18080
+    assert env["AIRFLOW__CORE__DAGS_FOLDER"] == str(REPO / "dags")
+    assert env["AIRFLOW__CORE__PLUGINS_FOLDER"] == str(REPO / "plugins")
+    # `airflow standalone` runs its components as `airflow ...` from PATH.
+    assert env["PATH"].split(os.pathsep)[0] == str(Path(sys.executable).parent)
+
+
+def test_operator_tuning_is_kept_but_wiring_is_not(settings: Settings) -> None:
+    defaults = _plan(settings).airflow.env
+    tuned = _plan(
+        settings,
+        {"AIRFLOW__CORE__PARALLELISM": "8", "AIRFLOW_HOME": "/elsewhere", "PATH": "/usr/bin"},
+    ).airflow.env
+    assert defaults["AIRFLOW__CORE__PARALLELISM"] != "8"
+    assert tuned["AIRFLOW__CORE__PARALLELISM"] == "8"
+    assert tuned["AIRFLOW_HOME"] == defaults["AIRFLOW_HOME"] != "/elsewhere"
+
+
+def test_no_mongo_connection_without_a_mongo_uri(settings: Settings) -> None:
+    plan = _plan(settings)
+    for service in plan.services:
+        assert not [name for name in service.env if name.startswith("AIRFLOW_CONN_")]
+
+
+def test_mongo_uri_becomes_the_configured_airflow_connection(settings: Settings) -> None:
+    mongo = {"mongo_uri": "mongodb://db.example:27017/catalog", "mongo_conn_id": "catalog_db"}
+    env = _plan(settings.model_copy(update=mongo)).airflow.env
+    assert env["AIRFLOW_CONN_CATALOG_DB"] == "mongo://db.example:27017/catalog"
+    assert "AIRFLOW_CONN_MONGO_DEFAULT" not in env
+
+
+def test_a_host_list_gets_no_airflow_connection(settings: Settings) -> None:
+    # Tasks still reach such a replica set through BAGHUNTER_MONGO_URI itself.
+    replica_set = {"mongo_uri": "mongodb://a.example,b.example/catalog"}
+    env = _plan(settings.model_copy(update=replica_set)).airflow.env
+    assert "AIRFLOW_CONN_MONGO_DEFAULT" not in env
+    with pytest.raises(ValueError, match="single host"):
+        airflow_mongo_uri("mongodb://a.example,b.example/catalog")
+
+
+@pytest.mark.airflow
+@pytest.mark.parametrize(
+    ("mongo_uri", "client_uri", "options"),
+    [
+        (
+            "mongodb://user:p%40ss@db.example:27017/catalog?authSource=admin",
+            "mongodb://user:p%40ss@db.example:27017/catalog",
+            {"authSource": "admin"},
+        ),
+        (
+            "mongodb+srv://user:secret@cluster.example.net/catalog?retryWrites=true",
+            "mongodb+srv://user:secret@cluster.example.net/catalog",
+            {"retryWrites": "true"},
+        ),
+    ],
+    ids=["host-port-options", "dns-seed-list"],
+)
+def test_mongo_hook_rebuilds_the_catalog_uri_from_the_connection(
+    monkeypatch: pytest.MonkeyPatch, mongo_uri: str, client_uri: str, options: dict[str, str]
+) -> None:
+    from airflow.providers.mongo.hooks.mongo import MongoHook
+
+    monkeypatch.setenv("AIRFLOW_CONN_MONGO_DEFAULT", airflow_mongo_uri(mongo_uri))
+    hook = MongoHook(mongo_conn_id="mongo_default")
+    assert hook.uri == client_uri
+    assert hook.extras == options
+
+
+def test_dags_folder_is_found_in_the_working_directory_first(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    name, marker = DAGS
+    (tmp_path / name).mkdir()
+    (tmp_path / name / marker).write_text("")
+    monkeypatch.chdir(tmp_path)
+    assert find_project_folder(*DAGS) == tmp_path / name
+
+
+def test_dags_folder_falls_back_to_the_checkout_of_the_package(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    (tmp_path / DAGS[0]).mkdir()  # somebody else's dags/: no Bag Hunter DAG in it
+    monkeypatch.chdir(tmp_path)
+    assert find_project_folder(*DAGS) == REPO / "dags"
+
+
+def test_missing_dags_folder_is_a_clear_error(tmp_path: Path) -> None:
+    with pytest.raises(StackError, match="dags/"):
+        find_project_folder(*DAGS, roots=[tmp_path])
+
+
+# --- refusing to start ---------------------------------------------------------------
+
+
+def test_a_taken_port_stops_the_stack_before_it_starts(
+    settings: Settings, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with socket.socket() as squatter:
+        squatter.bind(("127.0.0.1", 0))
+        squatter.listen()
+        taken = squatter.getsockname()[1]
+        code = run_stack(
+            settings, airflow_port=_free_port(), mlflow_port=taken, serve_port=_free_port()
+        )
+    assert code == 1
+    assert f"port {taken}" in capsys.readouterr().err
+    assert not (settings.home / "logs").exists()  # nothing was started
+
+
+@pytest.mark.slow
+def test_a_service_that_dies_is_reported_and_nothing_else_starts(
+    settings: Settings, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("COLUMNS", "250")  # keep the log tail's lines whole
+    bad_store = "nosuchscheme://nowhere"
+    broken = settings.model_copy(update={"mlflow_tracking_uri": bad_store})
+    code = run_stack(
+        broken,
+        airflow_port=_free_port(),
+        mlflow_port=_free_port(),
+        serve_port=_free_port(),
+        ready_timeout_s=120,
+    )
+    err = capsys.readouterr().err
+    assert code == 1
+    assert "MLflow exited" in err
+    assert bad_store in err  # from MLflow's own log, shown to explain the failure
+    # MLflow's clients start only once it is up: they were never started.
+    assert not (settings.home / "logs" / "airflow.log").exists()
+    assert not (settings.home / "logs" / "serving.log").exists()
+
+
+# --- the real stack ------------------------------------------------------------------
+
+
+@dataclass
+class Stack:
+    process: subprocess.Popen[bytes]
+    home: Path
+    output: Path  # the stack's own stderr: progress, banner, reports
+    airflow: str
+    mlflow: str
+    serving: str
+
+    def stderr(self) -> str:
+        return self.output.read_text(errors="replace")
+
+
+_RUN = """
+import sys
+from baghunter.config import get_settings
+from baghunter.stack import run_stack
+sys.exit(run_stack(get_settings(), airflow_port={airflow}, mlflow_port={mlflow},
+                   serve_port={serving}, ready_timeout_s={budget}))
+"""
+
+
+@pytest.fixture
+def stack(tmp_path: Path) -> Iterator[Stack]:
+    """The stack in its own process and session, as `baghunter up` in a terminal.
+
+    The environment is this one without the throwaway Airflow configuration of the test
+    session and without any Bag Hunter or MLflow settings of the developer's shell.
+    """
+    ports = {name: _free_port() for name in ("airflow", "mlflow", "serving")}
+    env = {
+        key: value
+        for key, value in os.environ.items()
+        if not key.startswith(("AIRFLOW", "BAGHUNTER_", "MLFLOW_"))
+    }
+    env["BAGHUNTER_HOME"] = str(tmp_path / "home")
+    # Airflow's log servers have fixed default ports; another Airflow on this machine
+    # (a second stack, a developer's own) must not make this one fail.
+    env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(_free_port())
+    env["AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"] = str(_free_port())
+    output = tmp_path / "stack.err"
+    script = _RUN.format(budget=READY_BUDGET_S, **ports)
+    with output.open("wb") as err:
+        # Not the repository root: the DAGs and plugins must be found from the package.
+        process = subprocess.Popen(
+            [sys.executable, "-c", script],
+            cwd=tmp_path,
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=err,
+            start_new_session=True,
+        )
+    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
+    running = Stack(process, tmp_path / "home", output, **urls)
+    try:
+        yield running
+    finally:
+        _clean_up(process)
+
+
+def _clean_up(process: subprocess.Popen[bytes]) -> None:
+    """After a failed test: stop the stack as a user would, then kill what it left."""
+    if process.poll() is not None:
+        return
+    left = psutil.Process(process.pid).children(recursive=True)
+    process.send_signal(signal.SIGTERM)
+    try:
+        process.wait(STOP_BUDGET_S)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+    for child in _still_running(left):
+        child.kill()
+
+
+def _still_running(processes: list[psutil.Process]) -> list[psutil.Process]:
+    # Orphans are reparented to init, which may reap them a moment later: a zombie is gone.
+    _, alive = psutil.wait_procs(processes, timeout=10)
+    still = []
+    for proc in alive:
+        try:
+            if proc.status() != psutil.STATUS_ZOMBIE:
+                still.append(proc)
+        except psutil.NoSuchProcess:
+            pass
+    return still
+
+
+def _eventually(stack: Stack, what: str, check: Callable[[], bool], deadline: float) -> None:
+    """Poll ``check`` until it holds; fail early, with the stack's output, if it exits."""
+    while not check():
+        code = stack.process.poll()
+        assert code is None, f"stack exited ({code}) before {what}:\n{stack.stderr()}"
+        assert time.monotonic() < deadline, f"timed out waiting for {what}:\n{stack.stderr()}"
+        time.sleep(1)
+
+
+def _answers(url: str, content_type: str | None = None) -> bool:
+    try:
+        response = httpx.get(url, timeout=5)
+    except httpx.HTTPError:
+        return False
+    if content_type is not None and content_type not in response.headers.get("content-type", ""):
+        return False
+    return response.is_success
+
+
+@pytest.mark.slow
+@pytest.mark.airflow
+def test_stack_comes_up_and_ctrl_c_stops_everything(stack: Stack) -> None:
+    deadline = time.monotonic() + READY_BUDGET_S
+    pages = {
+        "Airflow health": (f"{stack.airflow}/api/v2/monitor/health", "json"),
+        "MLflow health": (f"{stack.mlflow}/health", None),
+        "MLflow UI": (f"{stack.mlflow}/", "text/html"),
+        "serving health": (f"{stack.serving}/healthz", "json"),
+        "upload page": (f"{stack.serving}/", "text/html"),
+    }
+    for what, (url, content_type) in pages.items():
+        _eventually(stack, what, partial(_answers, url, content_type), deadline)
+    _eventually(stack, "the banner", lambda: "Ctrl-C" in stack.stderr(), deadline)
+
+    # The password shown is the one Airflow generated, and it opens the API.
+    generated = stack.home / "airflow" / "simple_auth_manager_passwords.json.generated"
+    password = json.loads(generated.read_text())["admin"]
+    assert password in stack.stderr()
+    token = httpx.post(
+        f"{stack.airflow}/auth/token",
+        json={"username": "admin", "password": password},
+        timeout=30,
+    ).raise_for_status()
+    api = httpx.Client(
+        base_url=f"{stack.airflow}/api/v2",
+        headers={"Authorization": f"Bearer {token.json()['access_token']}"},
+        timeout=30,
+    )
+    with api:
+        plugins = api.get("/plugins").raise_for_status().json()["plugins"]
+        assert "baghunter" in {plugin["name"] for plugin in plugins}
+
+        def dag_ids() -> set[str]:
+            return {dag["dag_id"] for dag in api.get("/dags").raise_for_status().json()["dags"]}
+
+        # The DAG processor parses the folder shortly after the API server answers.
+        _eventually(
+            stack, "the DAGs", lambda: {"catalog_ingest", "brand_training"} <= dag_ids(), deadline
+        )
+
+    started = psutil.Process(stack.process.pid).children(recursive=True)
+    assert len(started) >= 3
+    stack.process.send_signal(signal.SIGINT)
+    assert stack.process.wait(STOP_BUDGET_S) == 0, stack.stderr()
+    leftovers = _still_running(started)
+    assert not leftovers, [proc.cmdline() for proc in leftovers]
