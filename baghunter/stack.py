@@ -1,9 +1,10 @@
 """``baghunter up``: Airflow, the MLflow UI and the brand service together on one machine.
 
 The stack is three child processes, each started in its own session so that a Ctrl-C in
-the terminal reaches only this supervisor, which then stops them in order rather than
-leaving each to die on its own. Stopping a child means signalling its whole process group:
-``airflow standalone`` and ``mlflow server`` are themselves parents of several processes.
+the terminal reaches only this supervisor, which then stops all of them and waits until
+they are gone, rather than leaving each to die on its own. Stopping a child means
+signalling its whole process group: ``airflow standalone`` and ``mlflow server`` are
+themselves parents of several processes.
 
 Everything that decides *what* runs (commands, environments, URLs, log files) is computed
 by :func:`plan_stack` without side effects; :func:`run_stack` only starts, watches and stops.
@@ -40,7 +41,7 @@ log = logging.getLogger(__name__)
 
 # Airflow and MLflow are development servers here: reachable from this machine only.
 LOOPBACK = "127.0.0.1"
-STOP_GRACE_S = 15.0  # SIGTERM first; whatever is left after this gets SIGKILL
+STOP_GRACE_S = 15.0  # a graceful stop first; whatever is left after this gets SIGKILL
 _POLL_S = 0.5
 _HEALTH_TIMEOUT_S = 3.0  # generous: the machine is busy starting three servers at once
 _LOG_TAIL_LINES = 25
@@ -80,6 +81,10 @@ class Service:
     url: str  # base address, as shown to the user
     health_path: str
     log_file: Path
+    # How to ask for a graceful stop: by default every process of the group gets SIGTERM.
+    # A leader that stops its own children is sent ``stop_signal`` alone, so that it can.
+    stop_signal: signal.Signals = signal.SIGTERM
+    stop_leader_only: bool = False
 
     @property
     def health_url(self) -> str:
@@ -102,6 +107,7 @@ class StackPlan:
     serving: Service
     airflow_passwords: Path  # written by Airflow's simple auth manager on first start
     logs_dir: Path
+    mlflow_artifacts: Path
 
     @property
     def services(self) -> tuple[Service, ...]:
@@ -150,7 +156,7 @@ def find_project_folder(name: str, marker: str, roots: Sequence[Path] | None = N
     searched = ", ".join(str(root) for root in roots)
     raise StackError(
         f"no {name}/ folder of Bag Hunter (with {marker}) under {searched}: "
-        f"run from the repository root or pass the folder explicitly"
+        f"run `baghunter up` from the repository root"
     )
 
 
@@ -196,7 +202,7 @@ def plan_stack(
     tracking_uri = settings.tracking_uri
     # The registry puts the default store's artifacts here (see registry.py); the server
     # must use the same root or the UI would not find what training logged.
-    artifacts_uri = (home / "mlflow" / "artifacts").as_uri()
+    mlflow_artifacts = (settings.mlflow_dir / "artifacts").resolve()
 
     shared = {
         **environ,
@@ -229,7 +235,7 @@ def plan_stack(
     mlflow_command = (
         python, "-m", "mlflow", "server",
         "--backend-store-uri", tracking_uri,
-        "--default-artifact-root", artifacts_uri,
+        "--default-artifact-root", mlflow_artifacts.as_uri(),
         "--host", LOOPBACK,
         "--port", str(mlflow_port),
         "--workers", "1",
@@ -242,6 +248,10 @@ def plan_stack(
         url=airflow_url,
         health_path="/api/v2/monitor/health",
         log_file=logs_dir / "airflow.log",
+        # `airflow standalone` stops its components itself on Ctrl-C and waits for them;
+        # on SIGTERM it would die at once and leave them with nobody reading their output.
+        stop_signal=signal.SIGINT,
+        stop_leader_only=True,
     )
     mlflow = Service(
         name="MLflow",
@@ -266,7 +276,7 @@ def plan_stack(
     passwords = airflow_env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE") or str(
         airflow_home / "simple_auth_manager_passwords.json.generated"
     )
-    return StackPlan(airflow, mlflow, serving, Path(passwords), logs_dir)
+    return StackPlan(airflow, mlflow, serving, Path(passwords), logs_dir, mlflow_artifacts)
 
 
 def _add_mongo_connection(airflow_env: dict[str, str], conn_id: str, mongo_uri: str) -> None:
@@ -331,7 +341,8 @@ def run_stack(
         return 1
 
     plan.logs_dir.mkdir(parents=True, exist_ok=True)
-    (settings.home.resolve() / "mlflow" / "artifacts").mkdir(parents=True, exist_ok=True)
+    # Also makes the directory of the default SQLite store: SQLite creates only the file.
+    plan.mlflow_artifacts.mkdir(parents=True, exist_ok=True)
     stop = threading.Event()
     running: list[Running] = []
     failures: list[Failure] = []
@@ -341,7 +352,7 @@ def run_stack(
             for failure in failures:
                 _report(failure, console)
         finally:
-            _stop_all([item.process for item in running], console)
+            _stop_all(running, console)
     return 1 if failures else 0
 
 
@@ -476,22 +487,30 @@ def _supervise(running: Sequence[Running], stop: threading.Event) -> list[Failur
     return []
 
 
-def _stop_all(processes: Sequence[subprocess.Popen[bytes]], console: Console) -> None:
-    """SIGTERM every process group, wait for them together, then SIGKILL what is left."""
-    alive = [process for process in processes if _group_alive(process)]
+def _stop_all(running: Sequence[Running], console: Console) -> None:
+    """Ask every service to stop, wait for their groups together, then SIGKILL what is left."""
+    alive = [item for item in running if _group_alive(item.process)]
     if alive:
         console.print("Stopping the stack…")
-    for process in alive:
-        _signal_group(process, signal.SIGTERM)
-    deadline = time.monotonic() + STOP_GRACE_S
-    while alive and time.monotonic() < deadline:
+    for item in alive:
+        if item.service.stop_leader_only and item.process.poll() is None:
+            item.process.send_signal(item.service.stop_signal)
+        else:  # also when the leader died and left its children behind
+            _signal_group(item.process, item.service.stop_signal)
+    started = time.monotonic()
+    while alive and time.monotonic() - started < STOP_GRACE_S:
         time.sleep(0.2)
-        alive = [process for process in alive if _group_alive(process)]
-    for process in alive:
-        log.warning("%s did not stop in %.0f s: killing it", process.args, STOP_GRACE_S)
-        _signal_group(process, signal.SIGKILL)
-    for process in processes:
-        process.wait()
+        for item in [item for item in alive if not _group_alive(item.process)]:
+            alive.remove(item)
+            elapsed = time.monotonic() - started
+            console.print(f"  {item.service.name} stopped ({elapsed:.0f} s)")
+    for item in alive:
+        console.print(
+            Text(f"  {item.service.name} did not stop in {STOP_GRACE_S:.0f} s: killed", "yellow")
+        )
+        _signal_group(item.process, signal.SIGKILL)
+    for item in running:
+        item.process.wait()
 
 
 def _group_alive(process: subprocess.Popen[bytes]) -> bool:
@@ -517,7 +536,7 @@ def _signal_group(process: subprocess.Popen[bytes], number: signal.Signals) -> N
 def _banner(plan: StackPlan) -> Panel:
     rows = Table.grid(padding=(0, 2))
     rows.add_column(style="bold")
-    rows.add_column()
+    rows.add_column(overflow="fold")  # long paths wrap rather than lose their end
     rows.add_row("Airflow UI", plan.airflow.url)
     for user, password in _airflow_credentials(plan.airflow_passwords).items():
         rows.add_row("", Text(f"user {user}, password {password}"))

@@ -55,6 +55,7 @@ class Hyper:
     epochs_finetune: int
     learning_rate: float
     finetune_learning_rate: float
+    patience: int
     augment: bool
     seed: int
 
@@ -117,6 +118,7 @@ def train_configs(variants: list[str], hyper: Hyper, weights: Path) -> dict[str,
         epochs_finetune=hyper.epochs_finetune,
         learning_rate=hyper.learning_rate,
         finetune_learning_rate=hyper.finetune_learning_rate,
+        patience=hyper.patience,
         augment=hyper.augment,
         seed=hyper.seed,
         cache_features=True,
@@ -296,6 +298,7 @@ def main() -> None:
     parser.add_argument("--epochs-finetune", type=int, default=5)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--finetune-learning-rate", type=float, default=1e-5)
+    parser.add_argument("--patience", type=int, default=3, help="Early-stopping patience.")
     parser.add_argument("--no-augment", dest="augment", action="store_false")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument(
@@ -317,6 +320,7 @@ def main() -> None:
         epochs_finetune=args.epochs_finetune,
         learning_rate=args.learning_rate,
         finetune_learning_rate=args.finetune_learning_rate,
+        patience=args.patience,
         augment=args.augment,
         seed=args.seed,
     )

@@ -67,3 +67,18 @@ def test_catalog_ingest_shape(dagbag) -> None:
     assert dag.schedule == timedelta(days=14)  # bi-weekly, like the catalog's refresh
     outlets = dag.get_task("find_duplicates").outlets
     assert [a.uri.rstrip("/") for a in outlets] == ["baghunter://catalog"]
+
+
+def test_training_task_links_to_its_mlflow_run(dagbag) -> None:
+    """The plugin's global link reads the URL the training task pushes to XCom."""
+    from airflow import plugins_manager
+
+    links = {link.name: link for link in plugins_manager.get_global_operator_extra_links()}
+    assert links["MLflow run"].xcom_key == "mlflow_run_url"
+    # The API server works on the serialized DAG: that is where the link must appear.
+    from airflow.serialization.serialized_objects import DagSerialization
+
+    served = DagSerialization.deserialize_dag(
+        DagSerialization.serialize_dag(dagbag.dags["brand_training"])
+    )
+    assert "MLflow run" in served.get_task("train").extra_links

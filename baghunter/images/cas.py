@@ -46,23 +46,24 @@ class ContentStore:
     def put(self, data: bytes, ext: str) -> StoredBlob:
         """Store ``data`` (unless an identical blob exists) and return its address.
 
-        The write is atomic: bytes go to a temporary file in the target directory, are
-        flushed to disk, then renamed into place, so a crash never leaves a partial file
-        under a final name - which is what lets :meth:`exists` be trusted without
-        re-hashing. Two threads storing the same bytes both succeed with the same result.
+        The write is atomic: bytes go to a temporary file in the target directory and are
+        renamed into place, so a crashed process never leaves a partial file under a final
+        name. There is no fsync per blob: it cost ~4.6 ms an image here and capped the
+        downloader near 200 images/s. Only an OS crash or power loss can then leave a short
+        file, and an existing blob whose size is not the content's is rewritten, so the next
+        ingest of the same photo repairs it. Two threads storing the same bytes both succeed.
         """
         digest = sha256_of(data)
         relpath = _relpath(digest, ext)
         target = self.root / relpath
-        if target.is_file():
-            return StoredBlob(digest, relpath)
+        with contextlib.suppress(FileNotFoundError):
+            if target.stat().st_size == len(data):
+                return StoredBlob(digest, relpath)
         target.parent.mkdir(parents=True, exist_ok=True)
         fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{digest[:16]}.", suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as tmp:
                 tmp.write(data)
-                tmp.flush()
-                os.fsync(tmp.fileno())
                 os.fchmod(tmp.fileno(), _BLOB_MODE)
             os.replace(tmp_name, target)
         except BaseException:

@@ -49,6 +49,14 @@ def test_put_is_idempotent_and_does_not_rewrite(store: ContentStore) -> None:
     assert len(files_under(store.root)) == 1
 
 
+def test_a_short_blob_left_by_a_power_loss_is_rewritten(store: ContentStore) -> None:
+    data = b"\xff\xd8 a photo " * 100
+    blob = store.put(data, "jpg")
+    store.path(blob.relpath).write_bytes(data[:10])  # what an unsynced write can leave
+    assert store.put(data, "jpg") == blob
+    assert store.path(blob.relpath).read_bytes() == data
+
+
 def test_different_bytes_get_different_files(store: ContentStore) -> None:
     a, b = store.put(b"one", "jpg"), store.put(b"two", "jpg")
     assert a.relpath != b.relpath

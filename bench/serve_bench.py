@@ -1,0 +1,411 @@
+"""Serving benchmark: the micro-batching service vs a one-predict-per-request baseline, one run.
+
+A VGG16 classifier is registered as ``champion`` in a throwaway MLflow store and served by
+
+* **service**: Bag Hunter's app (``python -m baghunter.serving``, uvicorn, micro-batching),
+  once per ``--batch`` setting (``MAX_SIZE:MAX_WAIT_MS``; the first is the default);
+* **naive**: ``bench/naive_app.py``, the original approach: one ``model.predict`` per
+  request, in the server's thread pool, no batching.
+
+Both load the model from the registry and run as subprocesses on 127.0.0.1. Load comes from
+a second process (asyncio + httpx): single-photo multipart uploads at each concurrency level
+for a fixed duration after a warm-up, giving p50/p95/p99 latency and requests/s. For scale,
+one bare forward pass (``model.predict_on_batch`` on one resized image, median of many) is
+timed in this process before any server starts, at the served size and at 224 px.
+
+    python bench/serve_bench.py --weights VGG16_NOTOP.weights.h5 [--photos IMAGES_DIR] \
+        [--image-size 96] [--batch 16:5 --batch 32:20] [--duration 20]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import concurrent.futures
+import contextlib
+import json
+import logging
+import multiprocessing
+import os
+import platform
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+
+from baghunter.config import Settings
+
+log = logging.getLogger("serve_bench")
+
+CLASSES = ["Baggit", "Kiara", "Lino Perros", "Murcia"]  # only names: accuracy is not measured
+NAIVE_APP = Path(__file__).resolve().with_name("naive_app.py")
+
+
+@dataclass(frozen=True)
+class Server:
+    """How to start one server under test and where it answers."""
+
+    label: str
+    argv: list[str]
+    env: dict[str, str]
+    base_url: str
+    predict_path: str
+    batches: bool  # exposes the micro-batcher's batch-size histogram on /metrics
+
+
+# --- the model --------------------------------------------------------------------------
+
+
+def register_champion(settings: Settings, weights: Path, image_size: int) -> str:
+    """Register an ImageNet-initialised VGG16 classifier and point ``champion`` at it."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    from baghunter import registry
+    from baghunter.training.model import build_classifier
+
+    model, _ = build_classifier("vgg16", str(weights), len(CLASSES), image_size, augment=False)
+    experiment_id = registry.get_or_create_experiment("serve-bench", settings)
+    with mlflow.start_run(experiment_id=experiment_id, run_name=f"vgg16-{image_size}px") as run:
+        ref = registry.register_model(
+            model,
+            run_id=run.info.run_id,
+            name=settings.model_name,
+            classes=CLASSES,
+            dataset_version="serve-bench",
+            image_size=image_size,
+            input_example=np.zeros((1, image_size, image_size, 3), np.uint8),
+        )
+    MlflowClient().set_registered_model_alias(ref.name, settings.model_alias, str(ref.version))
+    return ref.uri
+
+
+def bare_forward_ms(model: Any, image_size: int, repeats: int) -> dict[str, float]:
+    """Milliseconds of ``predict_on_batch`` on one already-resized image (after a warm-up)."""
+    image = np.random.default_rng(0).integers(0, 256, (1, image_size, image_size, 3), np.uint8)
+    model.predict_on_batch(image)  # traces the graph
+    times = []
+    for _ in range(repeats):
+        tick = time.perf_counter()
+        model.predict_on_batch(image)
+        times.append((time.perf_counter() - tick) * 1000)
+    return {"median_ms": float(np.median(times)), "min_ms": min(times), "repeats": repeats}
+
+
+def forward_pass_costs(uri: str, weights: Path, image_size: int, repeats: int) -> dict[str, Any]:
+    """Bare forward pass of the registered model, and of the same network at 224 px."""
+    import keras
+
+    from baghunter import registry
+    from baghunter.training.model import build_classifier
+
+    served = registry.load_classifier(uri)
+    costs = {f"{image_size}px": bare_forward_ms(served.model, image_size, repeats)}
+    if image_size != 224:
+        big, _ = build_classifier("vgg16", str(weights), len(CLASSES), 224, augment=False)
+        costs["224px"] = bare_forward_ms(big, 224, max(5, repeats // 3))
+    del served
+    keras.utils.clear_session(free_memory=True)
+    log.info("bare forward pass: %s", costs)
+    return costs
+
+
+# --- the servers ------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def server_env(settings: Settings, **extra: str) -> dict[str, str]:
+    """The environment of a server: this run's data home, nothing inherited that moves it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("BAGHUNTER_", "MLFLOW_"))}
+    env.update(
+        BAGHUNTER_HOME=str(settings.home),
+        BAGHUNTER_STORE="embedded",
+        TF_CPP_MIN_LOG_LEVEL="2",
+        **extra,
+    )
+    return env
+
+
+@contextlib.contextmanager
+def running(server: Server, log_dir: Path, ready_timeout_s: float) -> Iterator[str]:
+    """Start ``server``, wait until it answers ``/readyz`` with 200, yield its base URL."""
+    log_path = log_dir / f"{server.label}.log"
+    with log_path.open("wb") as log_file:
+        process = subprocess.Popen(server.argv, env=server.env, stdout=log_file, stderr=log_file)
+        try:
+            base = server.base_url
+            deadline = time.monotonic() + ready_timeout_s
+            while not _ready(base):
+                if process.poll() is not None:
+                    raise RuntimeError(f"{server.label} exited; see {log_path}")
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"{server.label} not ready in {ready_timeout_s} s")
+                time.sleep(0.5)
+            yield base
+        finally:
+            process.terminate()
+            try:
+                process.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+
+
+def _ready(base: str) -> bool:
+    try:
+        return httpx.get(f"{base}/readyz", timeout=2).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def batch_totals(base: str) -> tuple[float, float]:
+    """(sum, count) of the service's batch-size histogram, read from ``/metrics``."""
+    values = {}
+    for line in httpx.get(f"{base}/metrics", timeout=10).text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in ("baghunter_batch_size_sum", "baghunter_batch_size_count"):
+            values[name] = float(value)
+    return values.get("baghunter_batch_size_sum", 0.0), values.get(
+        "baghunter_batch_size_count", 0.0
+    )
+
+
+# --- the load generator (runs in a second process) --------------------------------------
+
+
+def generate_load(
+    url: str, payloads: list[bytes], concurrency: int, warmup_s: float, duration_s: float
+) -> dict[str, Any]:
+    """Keep ``concurrency`` uploads in flight; score requests started after the warm-up."""
+    return asyncio.run(_load(url, payloads, concurrency, warmup_s, duration_s))
+
+
+async def _load(
+    url: str, payloads: list[bytes], concurrency: int, warmup_s: float, duration_s: float
+) -> dict[str, Any]:
+    records: list[tuple[float, float, bool]] = []  # (start, end, ok), perf_counter seconds
+    errors: list[str] = []
+    start = time.perf_counter()
+    window_start = start + warmup_s
+    window_end = window_start + duration_s
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=120) as client:
+
+        async def worker(offset: int) -> None:
+            i = offset
+            while time.perf_counter() < window_end:
+                body = payloads[i % len(payloads)]
+                i += concurrency
+                tick = time.perf_counter()
+                try:
+                    response = await client.post(
+                        url, files={"file": ("photo.jpg", body, "image/jpeg")}
+                    )
+                    ok = response.status_code == 200
+                    if not ok:
+                        errors.append(f"{response.status_code}: {response.text[:200]}")
+                except httpx.HTTPError as exc:
+                    ok = False
+                    errors.append(f"{type(exc).__name__}: {exc}")
+                records.append((tick, time.perf_counter(), ok))
+
+        await asyncio.gather(*(worker(k) for k in range(concurrency)))
+    scored = [(s, e, ok) for s, e, ok in records if window_start <= s < window_end]
+    latencies_ms = np.array([(e - s) * 1000 for s, e, ok in scored if ok])
+    completed = sum(1 for _, e, ok in records if ok and window_start <= e < window_end)
+    result: dict[str, Any] = {
+        "concurrency": concurrency,
+        "window_s": duration_s,
+        "requests": len(scored),
+        "errors": sum(1 for *_, ok in scored if not ok),
+        "first_errors": errors[:3],
+        # Completions inside the window: requests still in flight at its edges do not count.
+        "requests_per_s": completed / duration_s,
+    }
+    if latencies_ms.size:
+        p50, p95, p99 = np.percentile(latencies_ms, [50, 95, 99])
+        result.update(p50_ms=float(p50), p95_ms=float(p95), p99_ms=float(p99))
+        result.update(mean_ms=float(latencies_ms.mean()), max_ms=float(latencies_ms.max()))
+    return result
+
+
+# --- the benchmark ----------------------------------------------------------------------
+
+
+def photo_payloads(photos: Path | None, count: int, image_size: int) -> list[bytes]:
+    """JPEG bodies to upload: real product photos when given, rendered sample bags if not."""
+    if photos is not None:
+        files = sorted(photos.glob("*.jpg"))[:count]
+        if not files:
+            raise SystemExit(f"no .jpg files in {photos}")
+        return [f.read_bytes() for f in files]
+    from baghunter.sample.catalog import BRANDS, render_bag
+
+    return [render_bag(BRANDS[i % len(BRANDS)], seed=i, size=image_size) for i in range(count)]
+
+
+def bench_server(
+    server: Server,
+    payloads: list[bytes],
+    levels: list[int],
+    args: argparse.Namespace,
+    load_pool: concurrent.futures.Executor,
+    log_dir: Path,
+) -> dict[str, Any]:
+    """Every concurrency level against one server process."""
+    results: dict[str, Any] = {"server": server.label, "levels": []}
+    with running(server, log_dir, args.ready_timeout) as base:
+        url = base + server.predict_path
+        for concurrency in levels:
+            before = batch_totals(base) if server.batches else None
+            level = load_pool.submit(
+                generate_load, url, payloads, concurrency, args.warmup, args.duration
+            ).result()
+            if before is not None:
+                total, count = batch_totals(base)
+                # Includes the warm-up's batches: same load, so the same batch sizes.
+                level["mean_batch_size"] = (total - before[0]) / max(1.0, count - before[1])
+            level["load_average"] = os.getloadavg()[0]
+            log.info("%s c=%d: %s", server.label, concurrency, json.dumps(level))
+            results["levels"].append(level)
+    return results
+
+
+def verdict(runs: list[dict[str, Any]], forward: dict[str, Any], image_size: int) -> dict[str, Any]:
+    """The three targets, for the default service setting and the best one measured."""
+
+    def at(run: dict[str, Any], concurrency: int) -> dict[str, Any]:
+        return next(level for level in run["levels"] if level["concurrency"] == concurrency)
+
+    naive = next(run for run in runs if run["server"] == "naive")
+    services = [run for run in runs if run["server"].startswith("service")]
+    top = max(level["concurrency"] for level in naive["levels"])
+    bare = forward[f"{image_size}px"]["median_ms"]
+    out = {}
+    for run in services:
+        high, single = at(run, top), at(run, 1)
+        out[run["server"]] = {
+            f"throughput_vs_naive_at_c{top}": high["requests_per_s"]
+            / at(naive, top)["requests_per_s"],
+            f"p99_ms_at_c{top}": high.get("p99_ms"),
+            "c1_p50_vs_bare_forward": single["p50_ms"] / bare,
+            "meets_3x": high["requests_per_s"] >= 3 * at(naive, top)["requests_per_s"],
+            "meets_p99_under_2s": high.get("p99_ms", float("inf")) < 2000,
+            "meets_single_within_20pct": single["p50_ms"] <= 1.2 * bare,
+        }
+    return out
+
+
+def markdown(runs: list[dict[str, Any]]) -> str:
+    lines = [
+        "| server | concurrency | req/s | p50 ms | p95 ms | p99 ms | mean batch | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|",
+    ]
+    for run in runs:
+        for level in run["levels"]:
+            batch = level.get("mean_batch_size")
+            latencies = " | ".join(
+                f"{level.get(key, float('nan')):.0f}" for key in ("p50_ms", "p95_ms", "p99_ms")
+            )
+            lines.append(
+                f"| {run['server']} | {level['concurrency']} | {level['requests_per_s']:.1f} "
+                f"| {latencies} | {'—' if batch is None else f'{batch:.1f}'} | {level['errors']} |"
+            )
+    return "\n".join(lines)
+
+
+def parse_batch(text: str) -> tuple[int, float]:
+    size, _, wait = text.partition(":")
+    return int(size), float(wait or 0)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--weights", type=Path, required=True, help="VGG16 no-top .weights.h5")
+    parser.add_argument("--photos", type=Path, help="Folder of product .jpg photos to upload.")
+    parser.add_argument("--image-size", type=int, default=96)
+    parser.add_argument(
+        "--batch",
+        action="append",
+        type=parse_batch,
+        help="MAX_SIZE:MAX_WAIT_MS of a service run (repeatable; default: the settings' default)",
+    )
+    parser.add_argument("--levels", default="1,8,32", help="Concurrency levels.")
+    parser.add_argument("--duration", type=float, default=20.0, help="Seconds measured per level.")
+    parser.add_argument("--warmup", type=float, default=3.0, help="Seconds of unscored load first.")
+    parser.add_argument("--forward-repeats", type=int, default=30)
+    parser.add_argument("--ready-timeout", type=float, default=300.0)
+    parser.add_argument("--out", type=Path, default=Path("bench/results/serve.json"))
+    args = parser.parse_args()
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
+    defaults = Settings()
+    batches = args.batch or [(defaults.batch_max_size, defaults.batch_max_wait_ms)]
+    levels = [int(v) for v in args.levels.split(",")]
+    payloads = photo_payloads(args.photos, 64, args.image_size)
+
+    with tempfile.TemporaryDirectory(prefix="baghunter-serve-bench-") as tmp:
+        workdir = Path(tmp)
+        settings = Settings(home=workdir / "home", store="embedded", mlflow_tracking_uri=None)
+        uri = register_champion(settings, args.weights, args.image_size)
+        forward = forward_pass_costs(uri, args.weights, args.image_size, args.forward_repeats)
+
+        servers = []
+        for size, wait_ms in batches:
+            port = free_port()
+            env = server_env(
+                settings,
+                BAGHUNTER_SERVE_PORT=str(port),
+                BAGHUNTER_BATCH_MAX_SIZE=str(size),
+                BAGHUNTER_BATCH_MAX_WAIT_MS=str(wait_ms),
+            )
+            argv = [sys.executable, "-m", "baghunter.serving"]
+            base = f"http://127.0.0.1:{port}"
+            label = f"service {size}:{wait_ms:g}"
+            servers.append(Server(label, argv, env, base, "/v1/predict", batches=True))
+        port = free_port()
+        naive_argv = [sys.executable, str(NAIVE_APP), "--port", str(port)]
+        base = f"http://127.0.0.1:{port}"
+        servers.append(
+            Server("naive", naive_argv, server_env(settings), base, "/predict", batches=False)
+        )
+
+        # spawn: a clean interpreter without this process's TensorFlow threads and state.
+        context = multiprocessing.get_context("spawn")
+        with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as load_pool:
+            runs = [
+                bench_server(server, payloads, levels, args, load_pool, workdir)
+                for server in servers
+            ]
+
+    report = {
+        "machine": {"cpus": os.cpu_count(), "python": platform.python_version()},
+        "image_size": args.image_size,
+        "payloads": {"count": len(payloads), "real_photos": args.photos is not None},
+        "bare_forward": forward,
+        "runs": runs,
+        "targets": verdict(runs, forward, args.image_size),
+    }
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(report, indent=2))
+    print("bare forward pass: " + json.dumps(forward))
+    print(markdown(runs))
+    print("targets: " + json.dumps(report["targets"], indent=2))
+    print(f"wrote {args.out}")
+
+
+if __name__ == "__main__":
+    main()
