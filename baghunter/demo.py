@@ -24,6 +24,7 @@ from rich.table import Table
 from baghunter.config import Settings
 from baghunter.sample.catalog import SampleCatalog
 from baghunter.sample.server import RouteServer
+from baghunter.stack import DAGS, PLUGINS, find_project_folder
 
 # Training settings that fit a 2-core CPU in a few minutes. VGG16 sees the sample's 128 px
 # photos at their own size; the from-scratch fallback works on 32 px (tested to converge).
@@ -69,14 +70,6 @@ class DemoResult:
         return asdict(self)
 
 
-def project_dir(name: str) -> Path:
-    """``dags/`` or ``plugins/`` of the checkout the demo runs from."""
-    for base in (Path.cwd(), Path(__file__).resolve().parents[1]):
-        if (base / name).is_dir():
-            return (base / name).resolve()
-    raise FileNotFoundError(f"no {name}/ folder: run the demo from a Bag Hunter checkout")
-
-
 def airflow_env(settings: Settings) -> dict[str, str]:
     """Environment for Airflow commands on the embedded default, all under the data home."""
     home = settings.home.resolve()
@@ -86,8 +79,8 @@ def airflow_env(settings: Settings) -> dict[str, str]:
         {
             "AIRFLOW_HOME": str(airflow_home),
             "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"sqlite:///{airflow_home / 'airflow.db'}",
-            "AIRFLOW__CORE__DAGS_FOLDER": str(project_dir("dags")),
-            "AIRFLOW__CORE__PLUGINS_FOLDER": str(project_dir("plugins")),
+            "AIRFLOW__CORE__DAGS_FOLDER": str(find_project_folder(*DAGS)),
+            "AIRFLOW__CORE__PLUGINS_FOLDER": str(find_project_folder(*PLUGINS)),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__PARALLELISM": "2",
             "BAGHUNTER_HOME": str(home),

@@ -41,7 +41,9 @@ log = logging.getLogger(__name__)
 
 # Airflow and MLflow are development servers here: reachable from this machine only.
 LOOPBACK = "127.0.0.1"
-STOP_GRACE_S = 15.0  # a graceful stop first; whatever is left after this gets SIGKILL
+# A graceful stop first; whatever is left after this gets SIGKILL. Airflow's API server
+# alone takes about 10 s to shut down, and 15 s on a busy machine.
+STOP_GRACE_S = 20.0
 _POLL_S = 0.5
 _HEALTH_TIMEOUT_S = 3.0  # generous: the machine is busy starting three servers at once
 _LOG_TAIL_LINES = 25

@@ -2,8 +2,9 @@
 
 The end-to-end test runs the stack as a separate process, as a user would, with real
 Airflow, MLflow and the brand service on free ports of 127.0.0.1, then presses Ctrl-C
-(SIGINT) and checks that every process the stack started is gone. The fast tests cover
-what the stack decides before starting anything: environments, folders, ports.
+(SIGINT) and checks that every process the stack started is gone. The other tests cover
+what the stack decides before starting anything (environments, folders, ports) and how
+it reports a service that fails.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ import pytest
 from baghunter.config import Settings
 from baghunter.stack import (
     DAGS,
+    STOP_GRACE_S,
     StackError,
     StackPlan,
     airflow_mongo_uri,
@@ -38,7 +40,8 @@ from baghunter.stack import (
 
 REPO = Path(__file__).resolve().parents[2]
 READY_BUDGET_S = 240.0  # two busy cores start three servers; usually about a minute
-STOP_BUDGET_S = 45.0  # the stack allows its services 15 s to stop, then kills them
+# The stack allows its services STOP_GRACE_S to stop, then kills them: that, and a margin.
+STOP_BUDGET_S = STOP_GRACE_S + 25
 
 
 def _free_port() -> int:
