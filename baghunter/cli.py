@@ -54,6 +54,18 @@ SkipImages = Annotated[bool, typer.Option(help="Only store listings; fetch image
 PageSize = Annotated[int | None, typer.Option(min=1, help="Records to request per page.")]
 
 
+class _StderrHandler(logging.StreamHandler):
+    """Writes to whatever ``sys.stderr`` is at the time (it may be swapped, e.g. in tests)."""
+
+    @property
+    def stream(self) -> Any:
+        return sys.stderr
+
+    @stream.setter
+    def stream(self, _value: Any) -> None:
+        pass
+
+
 @app.callback()
 def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> None:
     # A terminal gets rich's layout; a pipe (an Airflow task log, CI) gets one plain line
@@ -63,7 +75,7 @@ def main(verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False) -> N
         handler = RichHandler(console=err, show_path=False, show_time=False)
         handler.setFormatter(logging.Formatter("%(message)s"))
     else:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _StderrHandler()
         handler.setFormatter(logging.Formatter("%(levelname)s %(name)s: %(message)s"))
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,

@@ -26,6 +26,10 @@ from PIL import Image
 from baghunter import registry
 from baghunter.config import Settings, get_settings
 
+# Registers VGG16's preprocessing layer, which the registered model needs to deserialize
+# (registry.load_classifier does not import it itself).
+from baghunter.training import backbones  # noqa: F401
+
 log = logging.getLogger("naive_app")
 
 

@@ -133,7 +133,7 @@ def train_configs(variants: list[str], hyper: Hyper, weights: Path) -> dict[str,
             weights="none",
             image_size=hyper.image_size,
             epochs_frozen=2,
-            epochs_finetune=30,
+            epochs_finetune=20,
             finetune_learning_rate=1e-3,
             patience=5,
             augment=hyper.augment,
@@ -294,8 +294,8 @@ def main() -> None:
     parser.add_argument("--weights", type=Path, required=True, help="VGG16 no-top .weights.h5")
     parser.add_argument("--variants", default=DEFAULT_VARIANTS, help=f"from {', '.join(VARIANTS)}")
     parser.add_argument("--image-size", type=int, default=96)
-    parser.add_argument("--epochs-frozen", type=int, default=15)
-    parser.add_argument("--epochs-finetune", type=int, default=5)
+    parser.add_argument("--epochs-frozen", type=int, default=10)
+    parser.add_argument("--epochs-finetune", type=int, default=3)
     parser.add_argument("--learning-rate", type=float, default=1e-3)
     parser.add_argument("--finetune-learning-rate", type=float, default=1e-5)
     parser.add_argument("--patience", type=int, default=3, help="Early-stopping patience.")

@@ -27,7 +27,10 @@ def _free_port() -> int:
 
 
 def _demo(home: Path, port: int) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("AIRFLOW", "BAGHUNTER_"))}
+    # A user's shell: none of the Airflow/Bag Hunter/MLflow settings earlier tests left in
+    # this process (MLflow exports MLFLOW_TRACKING_URI when a tracking URI is set).
+    prefixes = ("AIRFLOW", "BAGHUNTER_", "MLFLOW_")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(prefixes)}
     env.update({"BAGHUNTER_HOME": str(home), "BAGHUNTER_WEIGHTS": "none"})
     command = [
         sys.executable,
