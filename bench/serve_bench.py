@@ -11,7 +11,8 @@ Both load the model from the registry and run as subprocesses on 127.0.0.1. Load
 a second process (asyncio + httpx): single-photo multipart uploads at each concurrency level
 for a fixed duration after a warm-up, giving p50/p95/p99 latency and requests/s. For scale,
 one bare forward pass (``model.predict_on_batch`` on one resized image, median of many) is
-timed in this process before any server starts, at the served size and at 224 px.
+timed in this process at the start (at the served size, as a full micro-batch, and at
+224 px) and again next to each server's levels, with that server idle.
 
     python bench/serve_bench.py --weights VGG16_NOTOP.weights.h5 [--photos IMAGES_DIR] \
         [--image-size 96] [--batch 16:5 --batch 32:20] [--duration 20]
@@ -41,6 +42,7 @@ from typing import Any
 import httpx
 import numpy as np
 
+from baghunter import registry
 from baghunter.config import Settings
 
 log = logging.getLogger("serve_bench")
@@ -78,7 +80,6 @@ def register_champion(settings: Settings, weights: Path, image_size: int) -> str
     import mlflow
     from mlflow import MlflowClient
 
-    from baghunter import registry
     from baghunter.training.model import build_classifier
 
     model, _ = build_classifier("vgg16", str(weights), len(CLASSES), image_size, augment=False)
@@ -118,30 +119,24 @@ def bare_forward_ms(model: Any, image_size: int, repeats: int, batch: int = 1) -
 
 
 def forward_pass_costs(
-    uri: str, weights: Path, image_size: int, repeats: int, batch: int
+    model: Any, weights: Path, image_size: int, repeats: int, batch: int
 ) -> dict[str, Any]:
     """Bare forward passes: one image and a full micro-batch at the served size, one at 224.
 
     The full batch gives the model's own throughput ceiling on this machine, which no
     server can beat, and so how much batching can possibly gain here.
     """
-    import keras
-
-    from baghunter import registry
     from baghunter.training.model import build_classifier
 
-    served = registry.load_classifier(uri)
     costs = {
-        f"{image_size}px": bare_forward_ms(served.model, image_size, repeats),
+        f"{image_size}px": bare_forward_ms(model, image_size, repeats),
         f"{image_size}px_batch{batch}": bare_forward_ms(
-            served.model, image_size, max(3, repeats // 6), batch
+            model, image_size, max(3, repeats // 6), batch
         ),
     }
     if image_size != 224:
         big, _ = build_classifier("vgg16", str(weights), len(CLASSES), 224, augment=False)
         costs["224px"] = bare_forward_ms(big, 224, max(5, repeats // 3))
-    # From here on the servers hold the models; this process only waits on them.
-    keras.utils.clear_session(free_memory=True)
     log.info("bare forward pass: %s", costs)
     return costs
 
@@ -225,6 +220,9 @@ async def _load(
     url: str, payloads: list[bytes], concurrency: int, warmup_s: float, duration_s: float
 ) -> dict[str, Any]:
     records: list[tuple[float, float, bool]] = []  # (start, end, ok), perf_counter seconds
+    # The service reports its own time per request (upload read to response built): the rest
+    # of the client's latency is HTTP, the event loop and this client.
+    server_ms: list[tuple[float, float]] = []  # (start, latency_ms reported by the server)
     errors: list[str] = []
     start = time.perf_counter()
     window_start = start + warmup_s
@@ -243,6 +241,8 @@ async def _load(
                         url, files={"file": ("photo.jpg", body, "image/jpeg")}
                     )
                     ok = response.status_code == 200
+                    if ok and "latency_ms" in (answer := response.json()):
+                        server_ms.append((tick, float(answer["latency_ms"])))
                     if not ok:
                         errors.append(f"{response.status_code}: {response.text[:200]}")
                 except httpx.HTTPError as exc:
@@ -267,6 +267,9 @@ async def _load(
         p50, p95, p99 = np.percentile(latencies_ms, [50, 95, 99])
         result.update(p50_ms=float(p50), p95_ms=float(p95), p99_ms=float(p99))
         result.update(mean_ms=float(latencies_ms.mean()), max_ms=float(latencies_ms.max()))
+    reported = [ms for tick, ms in server_ms if window_start <= tick < window_end]
+    if reported:
+        result["server_reported_p50_ms"] = float(np.median(reported))
     return result
 
 
@@ -292,11 +295,18 @@ def bench_server(
     args: argparse.Namespace,
     load_pool: concurrent.futures.Executor,
     log_dir: Path,
+    model: Any,
 ) -> dict[str, Any]:
-    """Every concurrency level against one server process."""
+    """Every concurrency level against one server process.
+
+    The bare forward pass is timed again just before the levels, with the server idle: the
+    machine is shared and its speed drifts, so a server's single-request latency is only
+    compared with a forward pass timed next to it.
+    """
     results: dict[str, Any] = {"server": server.label, "levels": []}
     with running(server, log_dir, args.ready_timeout) as base:
         url = base + server.predict_path
+        results["bare_forward"] = bare_forward_ms(model, args.image_size, args.forward_repeats)
         for concurrency in levels:
             before = batch_totals(base) if server.batches else None
             level = load_pool.submit(
@@ -312,7 +322,7 @@ def bench_server(
     return results
 
 
-def verdict(runs: list[dict[str, Any]], forward: dict[str, Any], image_size: int) -> dict[str, Any]:
+def verdict(runs: list[dict[str, Any]]) -> dict[str, Any]:
     """The three targets, for the default service setting and the best one measured."""
 
     def at(run: dict[str, Any], concurrency: int) -> dict[str, Any]:
@@ -321,10 +331,10 @@ def verdict(runs: list[dict[str, Any]], forward: dict[str, Any], image_size: int
     naive = next(run for run in runs if run["server"] == "naive")
     services = [run for run in runs if run["server"].startswith("service")]
     top = max(level["concurrency"] for level in naive["levels"])
-    bare = forward[f"{image_size}px"]["median_ms"]
     out = {}
     for run in services:
         high, single = at(run, top), at(run, 1)
+        bare = run["bare_forward"]["median_ms"]
         out[run["server"]] = {
             f"throughput_vs_naive_at_c{top}": high["requests_per_s"]
             / at(naive, top)["requests_per_s"],
@@ -339,18 +349,23 @@ def verdict(runs: list[dict[str, Any]], forward: dict[str, Any], image_size: int
 
 def markdown(runs: list[dict[str, Any]]) -> str:
     lines = [
-        "| server | concurrency | req/s | p50 ms | p95 ms | p99 ms | mean batch | errors |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|",
+        "| server | bare fwd ms | concurrency | req/s | p50 ms | p95 ms | p99 ms "
+        "| server-side p50 ms | mean batch | errors |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for run in runs:
+        bare = f"{run['bare_forward']['median_ms']:.0f}"
         for level in run["levels"]:
-            batch = level.get("mean_batch_size")
             latencies = " | ".join(
                 f"{level.get(key, float('nan')):.0f}" for key in ("p50_ms", "p95_ms", "p99_ms")
             )
+            server = level.get("server_reported_p50_ms")
+            batch = level.get("mean_batch_size")
             lines.append(
-                f"| {run['server']} | {level['concurrency']} | {level['requests_per_s']:.1f} "
-                f"| {latencies} | {'—' if batch is None else f'{batch:.1f}'} | {level['errors']} |"
+                f"| {run['server']} | {bare} | {level['concurrency']} "
+                f"| {level['requests_per_s']:.1f} | {latencies} "
+                f"| {'—' if server is None else f'{server:.0f}'} "
+                f"| {'—' if batch is None else f'{batch:.1f}'} | {level['errors']} |"
             )
     return "\n".join(lines)
 
@@ -390,8 +405,10 @@ def main() -> None:
         workdir = Path(tmp)
         settings = Settings(home=workdir / "home", store="embedded", mlflow_tracking_uri=None)
         uri = register_champion(settings, args.weights, args.image_size)
+        # The registered model itself, loaded the way the servers load it.
+        model = registry.load_classifier(uri).model
         forward = forward_pass_costs(
-            uri, args.weights, args.image_size, args.forward_repeats, batches[0][0]
+            model, args.weights, args.image_size, args.forward_repeats, batches[0][0]
         )
 
         servers = []
@@ -421,7 +438,7 @@ def main() -> None:
         context = multiprocessing.get_context("spawn")
         with concurrent.futures.ProcessPoolExecutor(1, mp_context=context) as load_pool:
             runs = [
-                bench_server(server, payloads, levels, args, load_pool, log_dir)
+                bench_server(server, payloads, levels, args, load_pool, log_dir, model)
                 for server in servers
             ]
 
@@ -431,7 +448,7 @@ def main() -> None:
         "payloads": {"count": len(payloads), "real_photos": args.photos is not None},
         "bare_forward": forward,
         "runs": runs,
-        "targets": verdict(runs, forward, args.image_size),
+        "targets": verdict(runs),
     }
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2))
