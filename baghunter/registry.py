@@ -460,6 +460,11 @@ def load_classifier(model_uri: str) -> LoadedModel:
         meta = descriptor.metadata or {}
         if "classes" not in meta:
             raise ValueError(f"{model_uri} has no class list in its metadata; not a classifier")
+        # Our models carry custom layers (VGG16's preprocessing); importing the module that
+        # defines them registers them with Keras, so a fresh process (the serving app) can
+        # deserialize the model.
+        import baghunter.training.backbones  # noqa: F401
+
         model = mlflow.keras.load_model(local)
     return LoadedModel(
         model=model,

@@ -26,10 +26,6 @@ from PIL import Image
 from baghunter import registry
 from baghunter.config import Settings, get_settings
 
-# Registers VGG16's preprocessing layer, which the registered model needs to deserialize
-# (registry.load_classifier does not import it itself).
-from baghunter.training import backbones  # noqa: F401
-
 log = logging.getLogger("naive_app")
 
 
@@ -39,6 +35,10 @@ def create_naive_app(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        # Registers VGG16's preprocessing layer, which the model needs to deserialize:
+        # registry.load_classifier does not import it itself.
+        from baghunter.training import backbones  # noqa: F401
+
         registry.tracking(settings)
         uri = f"models:/{settings.model_name}@{settings.model_alias}"
         state["loaded"] = registry.load_classifier(uri)

@@ -196,14 +196,13 @@ def _ready(base: str) -> bool:
 
 def batch_totals(base: str) -> tuple[float, float]:
     """(sum, count) of the service's batch-size histogram, read from ``/metrics``."""
-    values = {}
+    total, count = "baghunter_batch_size_sum", "baghunter_batch_size_count"
+    values = {total: 0.0, count: 0.0}
     for line in httpx.get(f"{base}/metrics", timeout=10).text.splitlines():
         name, _, value = line.partition(" ")
-        if name in ("baghunter_batch_size_sum", "baghunter_batch_size_count"):
+        if name in values:
             values[name] = float(value)
-    return values.get("baghunter_batch_size_sum", 0.0), values.get(
-        "baghunter_batch_size_count", 0.0
-    )
+    return values[total], values[count]
 
 
 # --- the load generator (runs in a second process) --------------------------------------

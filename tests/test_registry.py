@@ -667,3 +667,54 @@ def test_champion_info(register: Callable[..., registry.ModelRef], model_name: s
     assert info["tags"]["promotion.decision"] == "promoted"
     assert info["metrics"]["test_accuracy"] == pytest.approx(1.0)
     assert all(key.startswith("test_") for key in info["metrics"])
+
+
+@pytest.mark.slow
+def test_fresh_process_loads_a_model_with_the_vgg16_preprocessing_layer(
+    experiment_id: str, model_name: str, tmp_path: Path
+) -> None:
+    """The serving process imports nothing but the registry before loading the champion."""
+    from baghunter.training.backbones import preprocess_layer
+
+    model = keras.Sequential(
+        [
+            keras.Input((None, None, 3), dtype="uint8"),
+            keras.layers.Resizing(8, 8, name="resize"),
+            preprocess_layer("vgg16"),  # a custom, registered layer
+            keras.layers.GlobalAveragePooling2D(),
+            keras.layers.Dense(2, activation="softmax"),
+        ]
+    )
+    sample = image(RED, 12, 20)[None]
+    expected = keras.ops.convert_to_numpy(model(sample, training=False))[0].tolist()
+    with mlflow.start_run(experiment_id=experiment_id) as run:
+        ref = registry.register_model(
+            model,
+            run_id=run.info.run_id,
+            name=model_name,
+            classes=["a", "b"],
+            dataset_version="ds-1",
+            image_size=8,
+            input_example=sample,
+        )
+    script = (
+        "import json, sys\n"
+        "import keras, numpy as np\n"
+        "from baghunter.registry import load_classifier\n"
+        "m = load_classifier(sys.argv[1])\n"
+        "x = np.zeros((1, 12, 20, 3), np.uint8); x[..., 0] = 200\n"
+        "print(json.dumps(keras.ops.convert_to_numpy(m.model(x, training=False))[0].tolist()))\n"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "BAGHUNTER_"))}
+    env["MLFLOW_TRACKING_URI"] = mlflow.get_tracking_uri()
+    result = subprocess.run(
+        [sys.executable, "-c", script, ref.uri],
+        cwd=tmp_path,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert json.loads(result.stdout.strip().splitlines()[-1]) == pytest.approx(expected, abs=1e-5)
