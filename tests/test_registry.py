@@ -18,6 +18,7 @@ import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlparse
 
 import numpy as np
@@ -406,6 +407,26 @@ def test_missing_alias_version_or_model_is_model_not_found(
             registry.load_classifier(uri)
 
 
+def _in_fresh_process(script: str, model_uri: str, cwd: Path) -> Any:
+    """Run ``script`` (argv[1] = the model URI) in a new interpreter; its last line as JSON.
+
+    The child sees only the tracking URI: nothing imported or configured in this test
+    process can help it load the model."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "BAGHUNTER_"))}
+    env["MLFLOW_TRACKING_URI"] = mlflow.get_tracking_uri()
+    result = subprocess.run(
+        [sys.executable, "-c", script, model_uri],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
 @pytest.mark.slow
 def test_fresh_process_loads_the_champion_from_the_registry_alone(
     register: Callable[..., registry.ModelRef], model_name: str, tmp_path: Path
@@ -424,21 +445,7 @@ def test_fresh_process_loads_the_champion_from_the_registry_alone(
         "print(json.dumps({'version': m.version, 'classes': m.classes,"
         " 'predicted': m.classes[int(probs.argmax())]}))\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "BAGHUNTER_"))}
-    env["MLFLOW_TRACKING_URI"] = mlflow.get_tracking_uri()
-
-    result = subprocess.run(
-        [sys.executable, "-c", script, f"models:/{model_name}@champion"],
-        cwd=tmp_path,  # nothing relative to the test's working directory can help
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-    assert result.returncode == 0, result.stderr[-3000:]
-    answer = json.loads(result.stdout.strip().splitlines()[-1])
+    answer = _in_fresh_process(script, f"models:/{model_name}@champion", tmp_path)
     assert answer == {"version": right.version, "classes": CLASSES, "predicted": "beta"}
 
 
@@ -705,16 +712,5 @@ def test_fresh_process_loads_a_model_with_the_vgg16_preprocessing_layer(
         "x = np.zeros((1, 12, 20, 3), np.uint8); x[..., 0] = 200\n"
         "print(json.dumps(keras.ops.convert_to_numpy(m.model(x, training=False))[0].tolist()))\n"
     )
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("MLFLOW_", "BAGHUNTER_"))}
-    env["MLFLOW_TRACKING_URI"] = mlflow.get_tracking_uri()
-    result = subprocess.run(
-        [sys.executable, "-c", script, ref.uri],
-        cwd=tmp_path,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-    assert result.returncode == 0, result.stderr[-3000:]
-    assert json.loads(result.stdout.strip().splitlines()[-1]) == pytest.approx(expected, abs=1e-5)
+    answer = _in_fresh_process(script, ref.uri, tmp_path)
+    assert answer == pytest.approx(expected, abs=1e-5)
