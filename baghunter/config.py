@@ -84,6 +84,34 @@ class Settings(BaseSettings):
         default="imagenet", description="'imagenet', 'none', or a local .weights.h5 file."
     )
 
+    # --- visual features, attributes, audit, similar search ----------------------------
+    embed_backbone: str = Field(
+        default="vgg16", description="Backbone whose pooled features every stage shares."
+    )
+    embed_image_size: int = Field(
+        default=64, ge=32, le=512, description="Square input size of the embedding backbone."
+    )
+    embed_batch_size: int = Field(default=64, ge=1, le=1024)
+    attribute_model_name: str = "product-attributes"
+    audit_min_confidence: float = Field(
+        default=0.8,
+        gt=0,
+        le=1,
+        description="A finding needs the model this sure of its own answer...",
+    )
+    audit_max_claimed_probability: float = Field(
+        default=0.05,
+        ge=0,
+        lt=1,
+        description="...and at most this probability for what the listing claims.",
+    )
+    similar_exact_max: int = Field(
+        default=200_000,
+        ge=0,
+        description="Catalogs up to this many vectors are searched exactly; larger ones "
+        "use an approximate (HNSW) index when faiss is installed.",
+    )
+
     # --- serving ---------------------------------------------------------------------
     serve_host: str = "127.0.0.1"
     serve_port: int = Field(default=8000, ge=1, le=65535)
@@ -118,6 +146,10 @@ class Settings(BaseSettings):
     @property
     def raw_dir(self) -> Path:
         return self.home / "raw"
+
+    @property
+    def features_dir(self) -> Path:
+        return self.home / "features"
 
     @property
     def mlflow_dir(self) -> Path:

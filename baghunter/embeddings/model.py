@@ -1,0 +1,106 @@
+"""The embedding model: raw ``uint8`` photo in, one pooled backbone feature vector out.
+
+It is exactly the feature extractor of the brand classifier (resize, the backbone's own
+preprocessing, the frozen backbone, global average pooling), built on its own so the
+features exist before, and independently of, any classifier. Its :attr:`Embedder.space`
+is the backbone id that names the vector space in the :class:`VectorStore`.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import keras
+import numpy as np
+import tensorflow as tf
+from keras import layers
+
+from baghunter.config import Settings
+from baghunter.training.backbones import build_backbone, preprocess_layer, validate_weights
+from baghunter.training.data import RESIZE_ANTIALIAS, RESIZE_INTERPOLATION, path_dataset
+from baghunter.training.features import backbone_id
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class EmbedderSpec:
+    """Which backbone embeds, with which weights, at which square input size."""
+
+    backbone: str = "vgg16"
+    weights: str = "imagenet"
+    image_size: int = 64
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> EmbedderSpec:
+        return cls(
+            backbone=settings.embed_backbone,
+            weights=settings.weights,
+            image_size=settings.embed_image_size,
+        )
+
+    def validate(self) -> None:
+        validate_weights(self.backbone, self.weights)
+        if not 32 <= self.image_size <= 512:
+            raise ValueError(f"embedding image size must be 32..512, not {self.image_size}")
+
+
+class Embedder:
+    """A built embedding model and the id of the vector space it produces."""
+
+    def __init__(self, spec: EmbedderSpec) -> None:
+        spec.validate()
+        self.spec = spec
+        backbone = build_backbone(spec.backbone, spec.weights, spec.image_size)
+        backbone.trainable = False
+        images = keras.Input(shape=(None, None, 3), dtype="uint8", name="image")
+        pixels = layers.Resizing(
+            spec.image_size,
+            spec.image_size,
+            interpolation=RESIZE_INTERPOLATION,
+            antialias=RESIZE_ANTIALIAS,
+            name="resize",
+        )(images)
+        pooled = layers.GlobalAveragePooling2D(name="pool")(
+            backbone(preprocess_layer(spec.backbone)(pixels))
+        )
+        self.model = keras.Model(images, pooled, name=f"embedder_{spec.backbone}")
+        self.space = backbone_id(spec.backbone, spec.weights, backbone, spec.image_size)
+        self.dim = int(self.model.output_shape[-1])
+
+    def embed_arrays(self, images: Sequence[np.ndarray], batch_size: int = 64) -> np.ndarray:
+        """Embed decoded RGB ``uint8`` images of any sizes (each resized here first)."""
+        if not images:
+            return np.zeros((0, self.dim), dtype=np.float32)
+        size = self.spec.image_size
+        out = []
+        for start in range(0, len(images), batch_size):
+            chunk = [_resized(image, size) for image in images[start : start + batch_size]]
+            out.append(np.asarray(self.model.predict_on_batch(np.stack(chunk)), np.float32))
+        return np.concatenate(out)
+
+    def embed_files(
+        self,
+        paths: Sequence[str],
+        batch_size: int = 64,
+        on_batch: Callable[[int, np.ndarray], None] | None = None,
+    ) -> np.ndarray:
+        """Embed image files in order; ``on_batch(start, vectors)`` sees each batch as done."""
+        out = []
+        start = 0
+        batches = path_dataset(list(paths), self.spec.image_size).batch(batch_size)
+        for batch in batches.prefetch(tf.data.AUTOTUNE):
+            vectors = np.asarray(self.model.predict_on_batch(batch), dtype=np.float32)
+            if on_batch is not None:
+                on_batch(start, vectors)
+            out.append(vectors)
+            start += len(vectors)
+        return np.concatenate(out) if out else np.zeros((0, self.dim), dtype=np.float32)
+
+
+def _resized(image: np.ndarray, size: int) -> np.ndarray:
+    from baghunter.training.data import resize_uint8
+
+    return np.asarray(resize_uint8(image, size))

@@ -1,0 +1,100 @@
+"""The embedding stage: give every ok catalog image a vector, computing only new ones.
+
+Runs from the CLI (``baghunter embed``), from Airflow (task ``embed_images``) and from
+tests alike. Work is found from the store and the vector space, never from arguments, so
+the stage is idempotent: a second run over an unchanged catalog embeds nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from baghunter.config import Settings
+from baghunter.embeddings.model import Embedder, EmbedderSpec
+from baghunter.embeddings.vectors import VectorStore
+from baghunter.store.base import CatalogStore
+
+logger = logging.getLogger(__name__)
+
+# Vectors are stored a chunk at a time: an interrupted run keeps all finished chunks, and
+# a chunk is large enough that a catalog has tens of shards, not thousands.
+CHUNK = 2048
+# More shards than this are folded into one at the end of a run (cheaper loads).
+MAX_SHARDS = 32
+
+
+@dataclass
+class EmbedReport:
+    space: str  # the backbone id naming the vector space
+    images: int  # distinct ok images in the catalog
+    computed: int  # embedded by this run
+    reused: int  # already had a vector
+    vectors: int  # size of the space after the run
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def vector_store(settings: Settings, space: str) -> VectorStore:
+    return VectorStore(settings.features_dir, space)
+
+
+def catalog_image_paths(store: CatalogStore, images_dir: Path) -> dict[str, str]:
+    """``sha256 -> file path`` of every ok image (one path per distinct content)."""
+    paths: dict[str, str] = {}
+    for row in store.iter_catalog_images():
+        paths.setdefault(row.sha256, str(images_dir / row.path))
+    return paths
+
+
+def embed_catalog(
+    store: CatalogStore,
+    settings: Settings,
+    *,
+    spec: EmbedderSpec | None = None,
+    embedder: Embedder | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> EmbedReport:
+    """Embed every ok image of the catalog that has no vector in the space yet.
+
+    ``progress(done, total)`` is called after each batch (the CLI draws a bar with it).
+    Pass ``embedder`` to reuse an already built model (tests, long-lived workers).
+    """
+    started = time.perf_counter()
+    embedder = embedder or Embedder(spec or EmbedderSpec.from_settings(settings))
+    vectors = vector_store(settings, embedder.space)
+    paths = catalog_image_paths(store, settings.images_dir)
+    todo = vectors.missing(paths)
+    logger.info(
+        "embedding %d of %d images into %s", len(todo), len(paths), embedder.space
+    )
+    batch_size = settings.embed_batch_size
+    done = 0
+    for start in range(0, len(todo), CHUNK):
+        chunk = todo[start : start + CHUNK]
+
+        def report(offset: int, batch: Any, base: int = done) -> None:
+            if progress is not None:
+                progress(base + offset + len(batch), len(todo))
+
+        matrix = embedder.embed_files([paths[sha] for sha in chunk], batch_size, report)
+        vectors.add(chunk, matrix)
+        done += len(chunk)
+    if vectors.shard_count > MAX_SHARDS:
+        vectors.compact()
+    result = EmbedReport(
+        space=embedder.space,
+        images=len(paths),
+        computed=len(todo),
+        reused=len(paths) - len(todo),
+        vectors=len(vectors),
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    logger.info("embedding done: %s", result)
+    return result
