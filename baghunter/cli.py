@@ -552,5 +552,9 @@ def show_config(as_json: JsonFlag = True) -> None:
     _emit(payload, as_json, "settings")
 
 
+# Command groups kept in their own modules register themselves on `app` when imported;
+# they are imported last because they build on the helpers above.
+from baghunter import cli_features  # noqa: E402,F401
+
 if __name__ == "__main__":
     app()

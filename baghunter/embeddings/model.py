@@ -1,9 +1,13 @@
 """The embedding model: raw ``uint8`` photo in, one pooled backbone feature vector out.
 
-It is exactly the feature extractor of the brand classifier (resize, the backbone's own
-preprocessing, the frozen backbone, global average pooling), built on its own so the
-features exist before, and independently of, any classifier. Its :attr:`Embedder.space`
-is the backbone id that names the vector space in the :class:`VectorStore`.
+Resize, the backbone's own preprocessing, the frozen backbone, then *multi-scale* pooling:
+the global average of each of the last three conv blocks, concatenated (256 + 512 + 512 =
+1280 values for VGG16). The last block alone says what the object is but has pooled away
+most of its colour and texture; earlier blocks keep them. On 4,000 real catalog photos a
+linear probe on the three blocks beat the last block alone by 9 points on article type,
+10 on base colour and 7 on gender (docs/benchmarks.md, "Attributes"), at no extra
+backbone cost. Its :attr:`Embedder.space` names the vector space in the
+:class:`VectorStore`: the backbone id plus the pooling scheme.
 """
 
 from __future__ import annotations
@@ -23,6 +27,18 @@ from baghunter.training.data import RESIZE_ANTIALIAS, RESIZE_INTERPOLATION, path
 from baghunter.training.features import backbone_id
 
 logger = logging.getLogger(__name__)
+
+# Names the pooling scheme in the space id: vectors pooled differently are another space.
+POOLING = "gap3"
+_TAPPED_BLOCKS = 3
+
+
+def pooled_blocks(backbone: keras.Model) -> list[str]:
+    """Names of the pooling layers closing the backbone's last three conv blocks."""
+    names = [layer.name for layer in backbone.layers if isinstance(layer, layers.MaxPooling2D)]
+    if len(names) < _TAPPED_BLOCKS:
+        raise ValueError(f"{backbone.name} has fewer than {_TAPPED_BLOCKS} pooled blocks")
+    return names[-_TAPPED_BLOCKS:]
 
 
 @dataclass(frozen=True)
@@ -63,11 +79,18 @@ class Embedder:
             antialias=RESIZE_ANTIALIAS,
             name="resize",
         )(images)
-        pooled = layers.GlobalAveragePooling2D(name="pool")(
-            backbone(preprocess_layer(spec.backbone)(pixels))
+        taps = keras.Model(
+            backbone.inputs,
+            [backbone.get_layer(name).output for name in pooled_blocks(backbone)],
+            name=f"{backbone.name}_taps",
+        )
+        maps = taps(preprocess_layer(spec.backbone)(pixels))
+        pooled = layers.Concatenate(name="pooled")(
+            [layers.GlobalAveragePooling2D(name=f"pool{i}")(m) for i, m in enumerate(maps)]
         )
         self.model = keras.Model(images, pooled, name=f"embedder_{spec.backbone}")
-        self.space = backbone_id(spec.backbone, spec.weights, backbone, spec.image_size)
+        base_id = backbone_id(spec.backbone, spec.weights, backbone, spec.image_size)
+        self.space = f"{base_id}-{POOLING}"
         self.dim = int(self.model.output_shape[-1])
 
     def embed_arrays(self, images: Sequence[np.ndarray], batch_size: int = 64) -> np.ndarray:

@@ -71,9 +71,7 @@ def embed_catalog(
     vectors = vector_store(settings, embedder.space)
     paths = catalog_image_paths(store, settings.images_dir)
     todo = vectors.missing(paths)
-    logger.info(
-        "embedding %d of %d images into %s", len(todo), len(paths), embedder.space
-    )
+    logger.info("embedding %d of %d images into %s", len(todo), len(paths), embedder.space)
     batch_size = settings.embed_batch_size
     done = 0
     for start in range(0, len(todo), CHUNK):
