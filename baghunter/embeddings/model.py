@@ -31,6 +31,7 @@ logger = logging.getLogger(__name__)
 # Names the pooling scheme in the space id: vectors pooled differently are another space.
 POOLING = "gap3"
 _TAPPED_BLOCKS = 3
+_RANDOM_INIT_SEED = 1234
 
 
 def pooled_blocks(backbone: keras.Model) -> list[str]:
@@ -69,6 +70,10 @@ class Embedder:
     def __init__(self, spec: EmbedderSpec) -> None:
         spec.validate()
         self.spec = spec
+        if spec.weights == "none":
+            # A random backbone is only a reusable space if every build draws the same
+            # weights: seed it, so the next run's space id matches and its vectors count.
+            keras.utils.set_random_seed(_RANDOM_INIT_SEED)
         backbone = build_backbone(spec.backbone, spec.weights, spec.image_size)
         backbone.trainable = False
         images = keras.Input(shape=(None, None, 3), dtype="uint8", name="image")
