@@ -41,7 +41,13 @@ from baghunter.catalog.schema import (
     Product,
     UpsertResult,
 )
-from baghunter.store.base import StoreUnavailable
+from baghunter.store.base import (
+    AuditKey,
+    AuditRecord,
+    AuditWrite,
+    StoreUnavailable,
+    check_audit_scope,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -57,6 +63,8 @@ _MAX_PARAMS = 900
 # ``datetime`` objects when a document is read. ``raw`` is kept as the source sent it
 # (parsed JSON), so it holds no datetimes to restore.
 _PRODUCT_DATETIMES = ("listed_at", "updated_at")
+
+_AUDIT_KEY = ("source", "source_id", "field")
 
 # The columns an ImageResult writes (everything except the key ``url``).
 _RESULT_COLUMNS = (
@@ -113,7 +121,36 @@ _SCHEMA = (
     "CREATE UNIQUE INDEX IF NOT EXISTS images_url ON images (url)",
     # images_to_fetch filters on status and reads in URL order.
     "CREATE INDEX IF NOT EXISTS images_status ON images (status, url)",
+    """CREATE TABLE IF NOT EXISTS audits (
+        source              TEXT NOT NULL,
+        source_id           TEXT NOT NULL,
+        field               TEXT NOT NULL,
+        claimed             TEXT NOT NULL,
+        predicted           TEXT NOT NULL,
+        confidence          REAL NOT NULL,
+        claimed_probability REAL NOT NULL,
+        model_name          TEXT NOT NULL,
+        model_version       INTEGER,
+        space               TEXT,
+        image_sha256        TEXT NOT NULL,
+        run_id              TEXT NOT NULL,
+        audited_at          TEXT NOT NULL,
+        first_flagged_at    TEXT NOT NULL
+    )""",
+    "CREATE UNIQUE INDEX IF NOT EXISTS audits_key ON audits (source, source_id, field)",
+    # iter_audit_findings reads one field's findings most confident first.
+    "CREATE INDEX IF NOT EXISTS audits_field ON audits (field, confidence)",
 )
+
+# The columns an audit finding writes, its key included.
+_AUDIT_COLUMNS = (*AuditRecord.model_fields, "run_id", "audited_at")
+
+_UPSERT_AUDIT = f"""
+INSERT INTO audits ({", ".join(_AUDIT_COLUMNS)}, first_flagged_at)
+VALUES ({", ".join("?" for _ in _AUDIT_COLUMNS)}, ?)
+ON CONFLICT (source, source_id, field) DO UPDATE SET
+    {", ".join(f"{c} = excluded.{c}" for c in _AUDIT_COLUMNS if c not in _AUDIT_KEY)}
+"""
 
 _UPSERT_PRODUCT = """
 INSERT INTO products (source, source_id, brand, content_hash, first_seen, last_seen, doc)
@@ -466,6 +503,64 @@ class EmbeddedStore:
                 path=row["path"],
                 dup_group=row["dup_group"],
             )
+
+    # --- audits ------------------------------------------------------------------------
+    def replace_audit_findings(
+        self,
+        findings: Sequence[AuditRecord],
+        audited: Iterable[AuditKey],
+        run_id: str,
+        audited_at: datetime,
+    ) -> AuditWrite:
+        latest, scope = check_audit_scope(findings, audited)
+        stamp = _iso(audited_at)
+        rows = [
+            (*(finding.model_dump().values()), run_id, stamp, stamp) for finding in latest.values()
+        ]
+        with self._transaction() as conn:
+            # Only keys that hold a finding now can need deleting; the table is small (the
+            # current findings), the audited scope may be the whole catalog.
+            stored = [
+                (row["source"], row["source_id"], row["field"])
+                for row in conn.execute("SELECT source, source_id, field FROM audits")
+            ]
+            clean = [key for key in stored if key in scope and key not in latest]
+            conn.executemany(
+                "DELETE FROM audits WHERE source = ? AND source_id = ? AND field = ?", clean
+            )
+            conn.executemany(_UPSERT_AUDIT, rows)
+        return AuditWrite(written=len(rows), removed=len(clean))
+
+    def iter_audit_findings(
+        self, field: str | None = None, limit: int | None = None
+    ) -> Iterator[dict[str, Any]]:
+        query = "SELECT * FROM audits"
+        params: list[Any] = []
+        if field is not None:
+            query += " WHERE field = ?"
+            params.append(field)
+        query += " ORDER BY confidence DESC, source, source_id, field LIMIT ?"
+        params.append(-1 if limit is None else max(limit, 0))
+        for row in self._conn.execute(query, params):
+            finding = dict(row)
+            for column in ("audited_at", "first_flagged_at"):
+                finding[column] = _from_iso(finding[column])
+            yield finding
+
+    def audit_summary(self) -> dict[str, dict[str, Any]]:
+        rows = self._conn.execute(
+            "SELECT field, COUNT(*) AS n, MAX(audited_at) AS audited_at,"
+            " json_group_array(DISTINCT model_name || IFNULL('/' || model_version, ''))"
+            " AS models FROM audits GROUP BY field ORDER BY n DESC, field"
+        )
+        return {
+            row["field"]: {
+                "findings": row["n"],
+                "models": sorted(json.loads(row["models"])),
+                "audited_at": _from_iso(row["audited_at"]),
+            }
+            for row in rows
+        }
 
     # --- lifecycle ---------------------------------------------------------------------
     def close(self) -> None:

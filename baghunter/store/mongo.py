@@ -22,7 +22,7 @@ from datetime import UTC, datetime
 from typing import Any, Self
 
 from bson.codec_options import CodecOptions
-from pymongo import ASCENDING, MongoClient, UpdateOne
+from pymongo import ASCENDING, DESCENDING, DeleteOne, MongoClient, UpdateOne
 from pymongo.errors import ConnectionFailure, PyMongoError
 
 from baghunter.catalog.schema import (
@@ -33,7 +33,13 @@ from baghunter.catalog.schema import (
     Product,
     UpsertResult,
 )
-from baghunter.store.base import StoreUnavailable
+from baghunter.store.base import (
+    AuditKey,
+    AuditRecord,
+    AuditWrite,
+    StoreUnavailable,
+    check_audit_scope,
+)
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +47,7 @@ Document = dict[str, Any]
 ProductKey = tuple[str, str]
 
 _BY_SOURCE_KEY = [("source", ASCENDING), ("source_id", ASCENDING)]
+_BY_AUDIT_KEY = [*_BY_SOURCE_KEY, ("field", ASCENDING)]
 
 
 def latest_by_key(products: Iterable[Product]) -> dict[ProductKey, Product]:
@@ -142,6 +149,40 @@ def dup_group_ops(groups: Mapping[str, str], grouped_urls: Iterable[str]) -> lis
     return cleared + assigned
 
 
+def audit_ops(
+    findings: Sequence[AuditRecord],
+    audited: Iterable[AuditKey],
+    stored: Iterable[AuditKey],
+    run_id: str,
+    audited_at: datetime,
+) -> tuple[list[UpdateOne | DeleteOne], AuditWrite]:
+    """The writes that make the ``audited`` fields' findings exactly ``findings``.
+
+    ``stored`` are the keys that hold a finding now; only those can need deleting, so the
+    operation list grows with the findings, not with the (possibly catalog-wide) scope.
+    Each finding is an upsert keeping ``first_flagged_at`` from its first insert.
+    """
+    latest, scope = check_audit_scope(findings, audited)
+    ops: list[UpdateOne | DeleteOne] = []
+    removed = 0
+    for source, source_id, field in dict.fromkeys(stored):
+        if (source, source_id, field) in scope and (source, source_id, field) not in latest:
+            ops.append(DeleteOne({"source": source, "source_id": source_id, "field": field}))
+            removed += 1
+    for (source, source_id, field), finding in latest.items():
+        ops.append(
+            UpdateOne(
+                {"source": source, "source_id": source_id, "field": field},
+                {
+                    "$set": {**finding.model_dump(), "run_id": run_id, "audited_at": audited_at},
+                    "$setOnInsert": {"first_flagged_at": audited_at},
+                },
+                upsert=True,
+            )
+        )
+    return ops, AuditWrite(written=len(latest), removed=removed)
+
+
 class MongoStore:
     """The catalog in database ``database`` of a MongoDB deployment.
 
@@ -164,6 +205,7 @@ class MongoStore:
         # Public for operators' scripts and benchmarks that need the raw collections.
         self.products = self.db["products"]
         self.images = self.db["images"]
+        self.audits = self.db["audits"]
 
     @classmethod
     def from_uri(cls, uri: str, default_db: str, timeout_ms: int = 5000) -> MongoStore:
@@ -209,6 +251,9 @@ class MongoStore:
             self.images.create_index([("url", ASCENDING)], unique=True)
             # images_to_fetch filters on status and reads in URL order.
             self.images.create_index([("status", ASCENDING), ("url", ASCENDING)])
+            self.audits.create_index(_BY_AUDIT_KEY, unique=True)
+            # iter_audit_findings reads one field's findings most confident first.
+            self.audits.create_index([("field", ASCENDING), ("confidence", DESCENDING)])
         except ConnectionFailure as exc:
             raise self._unavailable(exc) from exc
 
@@ -356,6 +401,64 @@ class MongoStore:
         ]
         for doc in self.products.aggregate(pipeline):
             yield CatalogImage.model_validate(doc)
+
+    # --- audits ------------------------------------------------------------------------
+    def replace_audit_findings(
+        self,
+        findings: Sequence[AuditRecord],
+        audited: Iterable[AuditKey],
+        run_id: str,
+        audited_at: datetime,
+    ) -> AuditWrite:
+        stored = [
+            (doc["source"], doc["source_id"], doc["field"])
+            for doc in self.audits.find({}, {"_id": 0, "source": 1, "source_id": 1, "field": 1})
+        ]
+        ops, result = audit_ops(findings, audited, stored, run_id, audited_at)
+        if ops:
+            # Unordered: deletes and upserts touch distinct keys, so their order is free.
+            self.audits.bulk_write(ops, ordered=False)
+        return result
+
+    def iter_audit_findings(
+        self, field: str | None = None, limit: int | None = None
+    ) -> Iterator[Document]:
+        if limit is not None and limit <= 0:
+            return  # MongoDB reads limit(0) as "no limit"
+        query = {} if field is None else {"field": field}
+        cursor = self.audits.find(query, {"_id": 0}).sort(
+            [("confidence", DESCENDING), *_BY_AUDIT_KEY]
+        )
+        if limit is not None:
+            cursor = cursor.limit(limit)
+        yield from cursor
+
+    def audit_summary(self) -> dict[str, dict[str, Any]]:
+        model = {
+            "$concat": [
+                "$model_name",
+                {"$ifNull": [{"$concat": ["/", {"$toString": "$model_version"}]}, ""]},
+            ]
+        }
+        pipeline: list[Document] = [
+            {
+                "$group": {
+                    "_id": "$field",
+                    "findings": {"$sum": 1},
+                    "models": {"$addToSet": model},
+                    "audited_at": {"$max": "$audited_at"},
+                }
+            },
+            {"$sort": {"findings": -1, "_id": 1}},
+        ]
+        return {
+            doc["_id"]: {
+                "findings": doc["findings"],
+                "models": sorted(doc["models"]),
+                "audited_at": doc["audited_at"],
+            }
+            for doc in self.audits.aggregate(pipeline)
+        }
 
     # --- lifecycle ---------------------------------------------------------------------
     def close(self) -> None:

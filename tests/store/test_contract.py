@@ -30,6 +30,7 @@ from baghunter.store import (
     StoreUnavailable,
     open_store,
 )
+from baghunter.store.base import AuditRecord
 
 MONGO_URI_ENV = "BAGHUNTER_TEST_MONGO_URI"
 
@@ -455,6 +456,163 @@ def test_catalog_images_pair_each_listing_with_its_fetched_images(
         catalog_image(tote, ok(own), dup_group="g1"),
         catalog_image(product("c", brand=None), ok(shared)),
     ]
+
+
+# --- audits ------------------------------------------------------------------------------
+
+
+def finding(source_id: str, field: str = "baseColour", **fields: Any) -> AuditRecord:
+    values: dict[str, Any] = {
+        "source": SOURCE,
+        "source_id": source_id,
+        "field": field,
+        "claimed": "Black",
+        "predicted": "Red",
+        "confidence": 0.9,
+        "claimed_probability": 0.02,
+        "model_name": "product-attributes",
+        "model_version": 3,
+        "space": "vgg16-imagenet-64-gap3",
+        "image_sha256": "a" * 64,
+    }
+    values.update(fields)
+    return AuditRecord(**values)
+
+
+def audit_keys(store: CatalogStore) -> list[tuple[str, str, str]]:
+    return [(f["source"], f["source_id"], f["field"]) for f in store.iter_audit_findings()]
+
+
+def test_audit_findings_are_stored_with_their_run(store: CatalogStore) -> None:
+    flagged = finding("a", model_version=None, space=None, field="brand")
+    scope = [flagged.key, (SOURCE, "b", "brand")]
+
+    result = store.replace_audit_findings([flagged], scope, "run-1", T0)
+
+    assert (result.written, result.removed) == (1, 0)
+    assert list(store.iter_audit_findings()) == [
+        {**flagged.model_dump(), "run_id": "run-1", "audited_at": T0, "first_flagged_at": T0}
+    ]
+
+
+def test_a_rerun_updates_findings_in_place_and_keeps_first_flagged(
+    store: CatalogStore,
+) -> None:
+    scope = [(SOURCE, n, "baseColour") for n in ("a", "b")]
+    store.replace_audit_findings([finding("a"), finding("b")], scope, "run-1", T0)
+
+    again = finding("a", predicted="Blue", confidence=0.95, model_version=4)
+    result = store.replace_audit_findings([again, finding("b")], scope, "run-2", T1)
+
+    assert (result.written, result.removed) == (2, 0)
+    stored = list(store.iter_audit_findings())
+    assert len(stored) == 2
+    assert stored[0] == {
+        **again.model_dump(),
+        "run_id": "run-2",
+        "audited_at": T1,
+        "first_flagged_at": T0,
+    }
+    assert {f["run_id"] for f in stored} == {"run-2"}
+
+
+def test_a_clean_listing_loses_its_findings_and_unaudited_ones_stay(
+    store: CatalogStore,
+) -> None:
+    store.replace_audit_findings(
+        [finding("a"), finding("a", field="gender"), finding("b"), finding("c", field="brand")],
+        [(SOURCE, n, f) for n in ("a", "b", "c") for f in ("baseColour", "gender", "brand")],
+        "run-1",
+        T0,
+    )
+
+    # Run 2 audits colours only (say the brand model is absent): a's colour is clean now,
+    # b's colour is still wrong; gender and brand were not scored and keep their findings.
+    result = store.replace_audit_findings(
+        [finding("b")], [(SOURCE, n, "baseColour") for n in ("a", "b", "c")], "run-2", T1
+    )
+
+    assert (result.written, result.removed) == (1, 1)
+    assert sorted(audit_keys(store)) == [
+        (SOURCE, "a", "gender"),
+        (SOURCE, "b", "baseColour"),
+        (SOURCE, "c", "brand"),
+    ]
+
+
+def test_a_finding_outside_the_audited_scope_is_refused_before_any_write(
+    store: CatalogStore,
+) -> None:
+    store.replace_audit_findings([finding("a")], [(SOURCE, "a", "baseColour")], "run-1", T0)
+
+    with pytest.raises(ValueError, match="outside the audited scope"):
+        store.replace_audit_findings([finding("b")], [(SOURCE, "a", "baseColour")], "run-2", T1)
+
+    assert audit_keys(store) == [(SOURCE, "a", "baseColour")]
+
+
+def test_one_finding_per_listing_field_whatever_the_input(store: CatalogStore) -> None:
+    first, last = finding("a", predicted="Red"), finding("a", predicted="Green")
+    scope = [first.key]
+
+    store.replace_audit_findings([first, last], scope, "run-1", T0)
+    store.replace_audit_findings([last, first], scope, "run-2", T1)
+
+    [stored] = store.iter_audit_findings()
+    assert stored["predicted"] == "Red"  # the last of a repeated key wins
+
+
+def test_audit_findings_are_listed_most_confident_first_by_field(store: CatalogStore) -> None:
+    findings = [
+        finding("a", confidence=0.81),
+        finding("b", confidence=0.99),
+        finding("c", confidence=0.9, field="gender"),
+        finding("d", confidence=0.9),
+        finding("c", confidence=0.9),
+    ]
+    store.replace_audit_findings(findings, [f.key for f in findings], "run-1", T0)
+
+    assert audit_keys(store) == [
+        (SOURCE, "b", "baseColour"),
+        (SOURCE, "c", "baseColour"),
+        (SOURCE, "c", "gender"),
+        (SOURCE, "d", "baseColour"),
+        (SOURCE, "a", "baseColour"),
+    ]
+    colours = [f["source_id"] for f in store.iter_audit_findings(field="baseColour", limit=2)]
+    assert colours == ["b", "c"]
+    assert list(store.iter_audit_findings(limit=0)) == []
+    assert list(store.iter_audit_findings(field="season")) == []
+
+
+def test_audit_summary_counts_findings_and_models_per_field(store: CatalogStore) -> None:
+    assert store.audit_summary() == {}
+    first = [finding("a"), finding("b", model_version=4), finding("a", field="gender")]
+    store.replace_audit_findings(first, [f.key for f in first], "run-1", T0)
+    brand = finding("c", field="brand", model_name="bag-brand-classifier", model_version=None)
+    store.replace_audit_findings([brand], [brand.key], "run-2", T1)
+
+    assert store.audit_summary() == {
+        "baseColour": {
+            "findings": 2,
+            "models": ["product-attributes/3", "product-attributes/4"],
+            "audited_at": T0,
+        },
+        "brand": {"findings": 1, "models": ["bag-brand-classifier"], "audited_at": T1},
+        "gender": {"findings": 1, "models": ["product-attributes/3"], "audited_at": T0},
+    }
+    assert list(store.audit_summary()) == ["baseColour", "brand", "gender"]
+
+
+def test_a_catalog_wide_audit_scope_is_written_in_one_call(store: CatalogStore) -> None:
+    scope = [(SOURCE, f"{n:05d}", f) for n in range(5000) for f in ("brand", "gender")]
+    flagged = [finding(f"{n:05d}", field="gender") for n in range(0, 5000, 10)]
+    store.replace_audit_findings(flagged, scope, "run-1", T0)
+
+    result = store.replace_audit_findings(flagged[::2], scope, "run-2", T1)
+
+    assert (result.written, result.removed) == (250, 250)
+    assert store.audit_summary()["gender"]["findings"] == 250
 
 
 # --- the embedded file -----------------------------------------------------------------

@@ -13,12 +13,14 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from pymongo import UpdateOne
+from pymongo import DeleteOne, UpdateOne
 
 from baghunter.catalog.schema import ImageResult, ImageStatus, Product
 from baghunter.store import StoreUnavailable
+from baghunter.store.base import AuditRecord
 from baghunter.store.mongo import (
     MongoStore,
+    audit_ops,
     dup_group_ops,
     image_result_ops,
     pending_image_ops,
@@ -165,6 +167,62 @@ def test_dup_group_ops_clear_dropped_images_and_assign_only_ok_images() -> None:
 
 def test_no_groups_and_none_stored_means_no_writes() -> None:
     assert dup_group_ops({}, grouped_urls=[]) == []
+
+
+# --- audit operations ------------------------------------------------------------------
+
+
+def audit_finding(source_id: str, field: str = "gender", **fields: Any) -> AuditRecord:
+    values: dict[str, Any] = {
+        "source": SOURCE,
+        "source_id": source_id,
+        "field": field,
+        "claimed": "Men",
+        "predicted": "Women",
+        "confidence": 0.97,
+        "claimed_probability": 0.01,
+        "model_name": "product-attributes",
+        "model_version": 2,
+        "image_sha256": "b" * 64,
+    }
+    values.update(fields)
+    return AuditRecord(**values)
+
+
+def test_audit_findings_are_upserts_that_set_first_flagged_only_on_insert() -> None:
+    found = audit_finding("1")
+
+    ops, result = audit_ops([found], [found.key], [], "run-1", SEEN)
+
+    assert (result.written, result.removed) == (1, 0)
+    [op] = ops
+    key, update, upsert = parts(op)
+    assert key == {"source": SOURCE, "source_id": "1", "field": "gender"}
+    assert upsert is True
+    assert update["$set"] == {**found.model_dump(), "run_id": "run-1", "audited_at": SEEN}
+    assert update["$setOnInsert"] == {"first_flagged_at": SEEN}
+
+
+def test_only_stored_findings_of_audited_fields_that_are_clean_now_are_deleted() -> None:
+    still_wrong = audit_finding("1")
+    scope = [still_wrong.key, (SOURCE, "2", "gender"), (SOURCE, "3", "gender")]
+    # 2 was flagged and is clean now; 4 was flagged but not audited this time; 3 was never
+    # flagged, so it needs no delete even though it is in the scope.
+    stored = [(SOURCE, "1", "gender"), (SOURCE, "2", "gender"), (SOURCE, "4", "gender")]
+
+    ops, result = audit_ops([still_wrong], scope, stored, "run-2", SEEN)
+
+    assert (result.written, result.removed) == (1, 1)
+    deletes = [op for op in ops if isinstance(op, DeleteOne)]
+    assert [op._filter for op in deletes] == [
+        {"source": SOURCE, "source_id": "2", "field": "gender"}
+    ]
+    assert [parts(op)[0]["source_id"] for op in ops if isinstance(op, UpdateOne)] == ["1"]
+
+
+def test_audit_ops_refuse_findings_outside_the_scope() -> None:
+    with pytest.raises(ValueError, match="outside the audited scope"):
+        audit_ops([audit_finding("1")], [(SOURCE, "1", "brand")], [], "run-1", SEEN)
 
 
 # --- connecting --------------------------------------------------------------------------
