@@ -30,7 +30,7 @@ from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import asdict, dataclass, fields
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 import numpy as np
 
@@ -92,6 +92,26 @@ class LoadedModel:
     name: str | None  # None when loaded from a run or a path rather than the registry
     version: int | None
     run_id: str | None
+
+
+class GateReport(Protocol):
+    """What the champion gate needs of a test-set report.
+
+    :class:`~baghunter.training.metrics.EvalReport` (one classifier) and the attribute
+    model's report (several heads) both satisfy it, so both go through the same gate.
+    """
+
+    def better_than(self, other: Any) -> bool:
+        """The promotion rule: whether this report beats ``other`` (same test set)."""
+        ...
+
+    def headline_metrics(self) -> dict[str, float]:
+        """Figures recorded with the decision (``candidate_<name>``, ``champion_<name>``)."""
+        ...
+
+    def label_space(self) -> tuple[str, Any]:
+        """``(metadata key, value)`` the champion's model metadata must equal to be scored."""
+        ...
 
 
 @dataclass(frozen=True)
@@ -435,24 +455,9 @@ def load_classifier(model_uri: str) -> LoadedModel:
     moves meanwhile. Raises :class:`ModelNotFound` for an unknown model, version or alias.
     """
     import mlflow
-    from mlflow import MlflowClient
     from mlflow.models import Model
 
-    name: str | None = None
-    version: int | None = None
-    run_id: str | None = None
-    match = _REGISTRY_URI.match(model_uri)
-    if match:
-        client = MlflowClient()
-        name = match["name"]
-        if match["alias"] is not None:
-            version = _alias_version(client, name, match["alias"])
-            if version is None:
-                raise ModelNotFound(f"no version of {name!r} holds the alias {match['alias']!r}")
-        else:
-            version = int(match["version"])
-        run_id = _model_version(client, name, version).run_id
-        model_uri = f"models:/{name}/{version}"
+    model_uri, name, version, run_id = resolve_model_uri(model_uri)
     # Download once, then read both the metadata and the weights from the local copy.
     with tempfile.TemporaryDirectory(prefix="baghunter-model-") as tmp:
         local = mlflow.artifacts.download_artifacts(artifact_uri=model_uri, dst_path=tmp)
@@ -474,6 +479,31 @@ def load_classifier(model_uri: str) -> LoadedModel:
         version=version,
         run_id=run_id or descriptor.run_id,
     )
+
+
+def resolve_model_uri(model_uri: str) -> tuple[str, str | None, int | None, str | None]:
+    """``(pinned uri, name, version, run id)`` of a model URI.
+
+    A registry URI (``models:/<name>@<alias>`` or ``/<version>``) is pinned to its version,
+    so what is loaded next and the version reported for it belong together even if the
+    alias moves meanwhile; any other URI is returned as is with no registry fields. Raises
+    :class:`ModelNotFound` for an unknown model, version or alias.
+    """
+    from mlflow import MlflowClient
+
+    match = _REGISTRY_URI.match(model_uri)
+    if not match:
+        return model_uri, None, None, None
+    client = MlflowClient()
+    name = match["name"]
+    if match["alias"] is not None:
+        version = _alias_version(client, name, match["alias"])
+        if version is None:
+            raise ModelNotFound(f"no version of {name!r} holds the alias {match['alias']!r}")
+    else:
+        version = int(match["version"])
+    run_id = _model_version(client, name, version).run_id
+    return f"models:/{name}/{version}", name, version, run_id
 
 
 def _model_version(client: MlflowClient, name: str, version: int) -> ModelVersion:
@@ -512,8 +542,8 @@ def champion_gate(
     *,
     name: str,
     candidate: ModelRef,
-    candidate_report: EvalReport,
-    score_champion: Callable[[str], EvalReport],
+    candidate_report: GateReport,
+    score_champion: Callable[[str], GateReport],
     alias: str = CHAMPION_ALIAS,
 ) -> PromotionDecision:
     """Move ``alias`` to ``candidate`` only if it is better than the current holder.
@@ -542,7 +572,7 @@ def champion_gate(
         raise ValueError(f"candidate {candidate.uri} is not a version of {name!r}")
     client = MlflowClient()
     champion = _alias_version(client, name, alias)
-    champion_report: EvalReport | None = None
+    champion_report: GateReport | None = None
     if champion is None:
         promoted, reason = True, f"no {alias} yet"
     elif champion == candidate.version:
@@ -570,13 +600,14 @@ def _challenge(
     name: str,
     alias: str,
     champion: int,
-    candidate_report: EvalReport,
-    score_champion: Callable[[str], EvalReport],
-) -> tuple[bool, str, EvalReport | None]:
+    candidate_report: GateReport,
+    score_champion: Callable[[str], GateReport],
+) -> tuple[bool, str, GateReport | None]:
     """Candidate against a champion that exists: (promote?, why, the champion's report)."""
     try:
         # Checked first: a champion over other classes would be scored on wrong labels.
-        if _model_classes(f"models:/{name}/{champion}") != list(candidate_report.classes):
+        key, labels = candidate_report.label_space()
+        if _model_metadata(f"models:/{name}/{champion}", key) != labels:
             return True, f"{alias} predicts a different class set", None
         champion_report = score_champion(f"models:/{name}@{alias}")
     except Exception as exc:  # whatever the cause, the rule is the same: see champion_gate
@@ -590,29 +621,27 @@ def _challenge(
     )
 
 
-def _model_classes(model_uri: str) -> list[str] | None:
+def _model_metadata(model_uri: str, key: str) -> Any:
     import mlflow
 
     metadata = mlflow.models.get_model_info(model_uri).metadata or {}
-    classes = metadata.get("classes")
-    return None if classes is None else list(classes)
+    return metadata.get(key)
 
 
-def _comparison(candidate: EvalReport, champion: EvalReport, promoted: bool, alias: str) -> str:
+def _comparison(candidate: GateReport, champion: GateReport, promoted: bool, alias: str) -> str:
     relation = "beats" if promoted else "does not beat"
+
+    def figures(report: GateReport) -> str:
+        return ", ".join(f"{k} {v:.4f}" for k, v in report.headline_metrics().items())
+
     return (
-        f"candidate (accuracy {candidate.accuracy:.4f}, macro-F1 {candidate.macro_f1:.4f}) "
-        f"{relation} {alias} (accuracy {champion.accuracy:.4f}, "
-        f"macro-F1 {champion.macro_f1:.4f}) on the same test set"
+        f"candidate ({figures(candidate)}) {relation} {alias} ({figures(champion)}) "
+        "on the same test set"
     )
 
 
-def _headline(report: EvalReport) -> dict[str, float]:
-    return {
-        "accuracy": report.accuracy,
-        "macro_f1": report.macro_f1,
-        "top3_accuracy": report.top3_accuracy,
-    }
+def _headline(report: GateReport) -> dict[str, float]:
+    return report.headline_metrics()
 
 
 def _describe(exc: Exception) -> str:

@@ -38,6 +38,18 @@ class EvalReport:
             return self.accuracy > other.accuracy
         return self.macro_f1 > other.macro_f1 + 1e-9
 
+    def headline_metrics(self) -> dict[str, float]:
+        """The figures the champion gate records for a decision."""
+        return {
+            "accuracy": self.accuracy,
+            "macro_f1": self.macro_f1,
+            "top3_accuracy": self.top3_accuracy,
+        }
+
+    def label_space(self) -> tuple[str, list[str]]:
+        """(model metadata key, value): a champion is only comparable over the same classes."""
+        return "classes", list(self.classes)
+
     def to_dict(self) -> dict[str, Any]:
         return {
             "n": self.n,
