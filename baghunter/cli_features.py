@@ -30,12 +30,7 @@ def embed(
     from baghunter.embeddings.pipeline import embed_catalog
 
     settings = get_settings()
-    default = EmbedderSpec.from_settings(settings)
-    spec = EmbedderSpec(
-        backbone=backbone or default.backbone,
-        weights=weights or (default.weights if (backbone or "vgg16") == "vgg16" else "none"),
-        image_size=image_size or default.image_size,
-    )
+    spec = EmbedderSpec.resolve(settings, backbone=backbone, weights=weights, image_size=image_size)
     try:
         spec.validate()
     except (ValueError, FileNotFoundError) as exc:

@@ -52,10 +52,24 @@ class EmbedderSpec:
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EmbedderSpec:
+        return cls.resolve(settings)
+
+    @classmethod
+    def resolve(
+        cls,
+        settings: Settings,
+        *,
+        backbone: str | None = None,
+        weights: str | None = None,
+        image_size: int | None = None,
+    ) -> EmbedderSpec:
+        """Settings overridden by what a user gave; a random-init backbone gets no weights."""
+        name = backbone or settings.embed_backbone
+        default_weights = settings.weights if name == "vgg16" else "none"
         return cls(
-            backbone=settings.embed_backbone,
-            weights=settings.weights,
-            image_size=settings.embed_image_size,
+            backbone=name,
+            weights=weights or default_weights,
+            image_size=image_size or settings.embed_image_size,
         )
 
     def validate(self) -> None:

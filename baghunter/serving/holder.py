@@ -24,7 +24,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 import numpy as np
 
@@ -37,6 +37,8 @@ if TYPE_CHECKING:
     import keras
 
 logger = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, eq=False)  # identity equality: the batcher groups requests by model
@@ -77,22 +79,28 @@ class ServedModel:
         ]
 
 
-class ModelHolder:
-    """Holds the served model and keeps it in step with ``<model_name>@<model_alias>``."""
+class AliasFollower(Generic[T]):
+    """Holds one loaded model and keeps it in step with ``<name>@<alias>`` in the registry.
 
-    def __init__(self, settings: Settings, metrics: ServiceMetrics | None = None) -> None:
+    Subclasses say how a registry version becomes a servable object (:meth:`_load`); the
+    polling, pinning and swap protocol described above is shared by every model served.
+    """
+
+    def __init__(
+        self, settings: Settings, name: str, metrics: ServiceMetrics | None = None
+    ) -> None:
         self.settings = settings
-        self.name = settings.model_name
+        self.name = name
         self.alias = settings.model_alias
         self.metrics = metrics or ServiceMetrics()
-        self._current: ServedModel | None = None
+        self._current: T | None = None
         # Serializes refreshes (the poller's and any explicit call); never held by requests.
         self._refresh_lock = threading.Lock()
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
 
     @property
-    def current(self) -> ServedModel | None:
+    def current(self) -> T | None:
         """The model to use for a new request, or None while no champion could be loaded."""
         return self._current
 
@@ -106,7 +114,7 @@ class ModelHolder:
             return
         self._stop.clear()
         self._thread = threading.Thread(
-            target=self._poll_forever, name="baghunter-model-poller", daemon=True
+            target=self._poll_forever, name=f"baghunter-poller-{self.name}", daemon=True
         )
         self._thread.start()
 
@@ -119,7 +127,8 @@ class ModelHolder:
 
     def _poll_forever(self) -> None:
         # Here rather than in start(): the first use imports MLflow (seconds), which must
-        # not hold up the event loop. Once only: the URI is process-wide MLflow state.
+        # not hold up the event loop. The URI is process-wide MLflow state; setting it
+        # again to the same value (one call per follower) is harmless.
         try:
             registry.tracking(self.settings)
         except Exception:
@@ -149,15 +158,15 @@ class ModelHolder:
                         "no version of %s holds @%s any more; still serving version %s",
                         self.name,
                         self.alias,
-                        current.version,
+                        self._version_of(current),
                     )
                 return False
-            if current is not None and current.version == str(info["version"]):
+            if current is not None and self._version_of(current) == str(info["version"]):
                 return False
             try:
                 served = self._load(info)
             except Exception:
-                kept = "nothing" if current is None else f"version {current.version}"
+                kept = "nothing" if current is None else f"version {self._version_of(current)}"
                 logger.exception(
                     "could not load %s version %s; still serving %s (retrying next poll)",
                     self.name,
@@ -169,6 +178,32 @@ class ModelHolder:
             self._current = served
             self._record_swap(served, current)
             return True
+
+    def _load(self, info: dict[str, Any]) -> T:
+        raise NotImplementedError
+
+    def _version_of(self, served: T) -> str:
+        raise NotImplementedError
+
+    def _record_swap(self, served: T, previous: T | None) -> None:
+        self.metrics.model_swaps.inc()
+        logger.info(
+            "now serving %s version %s (@%s)%s",
+            self.name,
+            self._version_of(served),
+            self.alias,
+            "" if previous is None else f", replacing version {self._version_of(previous)}",
+        )
+
+
+class ModelHolder(AliasFollower[ServedModel]):
+    """Follows the brand classifier, ``<model_name>@<model_alias>``."""
+
+    def __init__(self, settings: Settings, metrics: ServiceMetrics | None = None) -> None:
+        super().__init__(settings, settings.model_name, metrics)
+
+    def _version_of(self, served: ServedModel) -> str:
+        return served.version
 
     def _load(self, info: dict[str, Any]) -> ServedModel:
         loaded = registry.load_classifier(str(info["uri"]))

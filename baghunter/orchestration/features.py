@@ -1,0 +1,33 @@
+"""The ``image_features`` DAG's task bodies: shared embeddings, the similar-product index
+and embedding-aware near-duplicate groups, each recomputed from the store alone."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from baghunter.config import Settings
+from baghunter.orchestration.store import task_store
+
+
+def embed_images(params: dict[str, Any], settings: Settings) -> dict[str, Any]:
+    """Embed every ok image that has no vector yet; returns the report (space id included).
+
+    A backbone or weights that cannot be built fails at once, without retries.
+    """
+    from airflow.exceptions import AirflowFailException
+
+    from baghunter.embeddings.model import EmbedderSpec
+    from baghunter.embeddings.pipeline import embed_catalog
+
+    spec = EmbedderSpec.resolve(
+        settings,
+        backbone=params.get("backbone") or None,
+        weights=params.get("weights") or None,
+        image_size=int(params["image_size"]) if params.get("image_size") else None,
+    )
+    try:
+        spec.validate()
+    except (ValueError, FileNotFoundError) as exc:
+        raise AirflowFailException(str(exc)) from exc
+    with task_store(settings) as store:
+        return embed_catalog(store, settings, spec=spec).to_dict()
