@@ -50,11 +50,22 @@ def image_features() -> None:
 
         return features.embed_images(dict(params or {}), get_settings())
 
-    @task(outlets=[FEATURES])
-    def publish(report: dict[str, Any]) -> str:
-        return str(report["space"])
+    @task
+    def build_similar_index(embedded: dict[str, Any]) -> str:
+        from baghunter.config import get_settings
+        from baghunter.orchestration import features
 
-    publish(embed_images())
+        return str(features.build_similar_index(embedded["space"], get_settings())["space"])
+
+    @task(outlets=[FEATURES])
+    def group_duplicates(space: str) -> dict[str, Any]:
+        from baghunter.config import get_settings
+        from baghunter.orchestration import features
+
+        return features.group_duplicates(space, get_settings())
+
+    # XCom carries the embedding space id and small reports; vectors stay on disk.
+    group_duplicates(build_similar_index(embed_images()))
 
 
 image_features()

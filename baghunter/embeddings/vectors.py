@@ -146,6 +146,9 @@ class VectorStore:
         try:
             with os.fdopen(fd, "wb") as handle:
                 np.savez(handle, sha256=np.array(sha256s, dtype="U64"), vectors=vectors)
+            # mkstemp makes the file private; other services (serving, Airflow workers
+            # under another uid) read the same features volume.
+            os.chmod(tmp, 0o644)
             # link() fails if another writer took this number meanwhile: never overwrite.
             os.link(tmp, target)
         finally:

@@ -31,3 +31,21 @@ def embed_images(params: dict[str, Any], settings: Settings) -> dict[str, Any]:
         raise AirflowFailException(str(exc)) from exc
     with task_store(settings) as store:
         return embed_catalog(store, settings, spec=spec).to_dict()
+
+
+def build_similar_index(space: str, settings: Settings) -> dict[str, Any]:
+    """Rebuild the similar-product index of ``space`` from the stored vectors."""
+    from baghunter.similar.index import build_index
+
+    with task_store(settings) as store:
+        return build_index(store, settings, space=space)
+
+
+def group_duplicates(space: str, settings: Settings) -> dict[str, Any]:
+    """Regroup near-duplicates by perceptual hash and by distance in ``space``."""
+    from baghunter.similar.duplicates import dedupe_catalog
+    from baghunter.similar.index import SimilarIndex, default_index_dir
+
+    index = SimilarIndex.load(default_index_dir(settings, space))
+    with task_store(settings) as store:
+        return dedupe_catalog(store, settings, index=index)
