@@ -111,6 +111,18 @@ class Settings(BaseSettings):
         description="Catalogs up to this many vectors are searched exactly; larger ones "
         "use an approximate (HNSW) index when faiss is installed.",
     )
+    similar_center: bool = Field(
+        default=True, description="Subtract the catalog's mean vector before cosine similarity."
+    )
+    dup_min_cosine: float = Field(
+        default=0.9, gt=0, le=1, description="Embedding cosine that makes two photos copies..."
+    )
+    dup_max_phash_guard: int = Field(
+        default=64, ge=0, le=256, description="...when their pHashes also differ by at most this."
+    )
+    dup_neighbours: int = Field(
+        default=10, ge=1, le=100, description="Nearest images checked per image for copies."
+    )
 
     # --- serving ---------------------------------------------------------------------
     serve_host: str = "127.0.0.1"
