@@ -1,0 +1,226 @@
+"""Near-duplicate groups from two kinds of evidence: perceptual hash and embedding.
+
+The pHash (:mod:`baghunter.images.phash`) is precise but brittle: it survives resizing and
+re-compression, not a crop of a few percent or a small rotation, which move the whole
+low-frequency picture. Embeddings survive those edits (they describe *what* is shown,
+pooled over positions) but also place different photos of similar products close
+together. So two images are linked when
+
+* their bytes are identical (same sha256), or
+* their pHashes differ in at most ``phash_max_distance`` bits, or
+* their embeddings' cosine similarity is at least ``min_cosine`` *and* their pHashes
+  differ in at most ``phash_guard`` bits - a loose check that still tells a cropped copy
+  (tens of bits apart) from an unrelated photo (about half the bits apart),
+
+and groups are the connected components of those links. Embedding candidates come from
+the similar-product index (each image's ``neighbours`` nearest), never from all pairs.
+Thresholds are chosen in ``bench/neardup_bench.py`` for a fixed false-match rate on real
+catalog photos (docs/benchmarks.md, "Near-duplicates").
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Literal
+
+import numpy as np
+
+from baghunter.config import Settings
+from baghunter.images.phash import HEX_DIGITS, near_duplicate_groups
+from baghunter.similar.index import EmptyIndexError, SimilarIndex, default_index_dir
+from baghunter.store.base import CatalogStore
+
+logger = logging.getLogger(__name__)
+
+Mode = Literal["phash", "embedding", "combined"]
+MODES: tuple[Mode, ...] = ("phash", "embedding", "combined")
+
+
+@dataclass(frozen=True)
+class DuplicateRules:
+    """When two images count as copies of one photo (see the module docstring)."""
+
+    phash_max_distance: int | None = 24  # None: no pHash links
+    min_cosine: float | None = 0.9  # None: no embedding links
+    phash_guard: int = 64
+    neighbours: int = 10
+
+    @classmethod
+    def from_settings(cls, settings: Settings, mode: Mode = "combined") -> DuplicateRules:
+        rules = cls(
+            phash_max_distance=settings.phash_max_distance,
+            min_cosine=settings.dup_min_cosine,
+            phash_guard=settings.dup_max_phash_guard,
+            neighbours=settings.dup_neighbours,
+        )
+        return rules.only(mode)
+
+    def only(self, mode: Mode) -> DuplicateRules:
+        """These rules restricted to one kind of evidence (for comparisons)."""
+        if mode == "phash":
+            return replace(self, min_cosine=None)
+        if mode == "embedding":
+            return replace(self, phash_max_distance=None, phash_guard=256)
+        if mode == "combined":
+            return self
+        raise ValueError(f"mode must be one of {', '.join(MODES)}, not {mode!r}")
+
+
+@dataclass
+class GroupingReport:
+    images: int  # distinct images grouped
+    groups: int  # groups of two or more images
+    largest: int  # size of the largest group
+    phash_links: int
+    embedding_links: int  # embedding links that joined two different pHash groups' images
+    seconds: float
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def group_images(
+    shas: Sequence[str],
+    phashes: Sequence[str],
+    rules: DuplicateRules,
+    index: SimilarIndex | None = None,
+) -> tuple[dict[str, str], GroupingReport]:
+    """Group distinct images: ``sha256 -> group id`` (the smallest sha256 of the group).
+
+    ``index`` supplies embedding links for the images it holds; images it lacks (no
+    vector yet) are grouped by their pHash alone.
+    """
+    started = time.perf_counter()
+    if len(shas) != len(phashes):
+        raise ValueError(f"{len(shas)} images but {len(phashes)} perceptual hashes")
+    if len(set(shas)) != len(shas):
+        raise ValueError("image hashes must be distinct")
+    position = {sha: i for i, sha in enumerate(shas)}
+    links = _Links(len(shas))
+
+    phash_links = 0
+    if rules.phash_max_distance is not None and shas:
+        items = [(sha, sha, ph) for sha, ph in zip(shas, phashes, strict=True)]
+        by_phash = near_duplicate_groups(items, rules.phash_max_distance)
+        for sha, group in by_phash.items():
+            if sha != group:
+                links.union(position[sha], position[group])
+                phash_links += 1
+
+    embedding_links = 0
+    if rules.min_cosine is not None and index is not None and len(index) > 1:
+        words = _words(phashes)
+        scores, rows = index.self_neighbours(min(rules.neighbours, len(index) - 1))
+        left, slot = np.nonzero(scores >= rules.min_cosine)
+        right = rows[left, slot]
+        # Index rows -> positions here (the index may hold images that are not grouped).
+        here = np.array([position.get(sha, -1) for sha in index.shas], dtype=np.int64)
+        a, b = here[left], here[right]
+        known = (a >= 0) & (b >= 0)
+        a, b = a[known], b[known]
+        close = np.bitwise_count(words[a] ^ words[b]).sum(axis=1) <= rules.phash_guard
+        for i, j in zip(a[close].tolist(), b[close].tolist(), strict=True):
+            embedding_links += links.union(i, j)
+
+    roots = [links.find(i) for i in range(len(shas))]
+    smallest: dict[int, str] = {}
+    for root, sha in zip(roots, shas, strict=True):
+        if root not in smallest or sha < smallest[root]:
+            smallest[root] = sha
+    groups = {sha: smallest[root] for root, sha in zip(roots, shas, strict=True)}
+    sizes = np.bincount(roots, minlength=1) if roots else np.zeros(1, np.int64)
+    report = GroupingReport(
+        images=len(shas),
+        groups=int((sizes >= 2).sum()),
+        largest=int(sizes.max()),
+        phash_links=phash_links,
+        embedding_links=embedding_links,
+        seconds=round(time.perf_counter() - started, 3),
+    )
+    return groups, report
+
+
+def dedupe_catalog(
+    store: CatalogStore,
+    settings: Settings,
+    *,
+    index: SimilarIndex | None = None,
+    rules: DuplicateRules | None = None,
+) -> dict[str, Any]:
+    """Regroup the catalog's ok images by pHash and embedding and store the groups.
+
+    ``index`` defaults to the saved index of the configured embedding space; without one
+    (nothing embedded yet) the grouping falls back to the pHash alone and says so.
+    """
+    rules = rules or DuplicateRules.from_settings(settings)
+    if index is None and rules.min_cosine is not None:
+        index = _catalog_index(store, settings)
+    hashes = store.image_hashes()  # (url, sha256, phash) per ok image
+    phash_of: dict[str, str] = {}
+    for _, sha, ph in hashes:
+        phash_of.setdefault(sha, ph)
+    by_sha, report = group_images(list(phash_of), list(phash_of.values()), rules, index)
+    changed = store.set_duplicate_groups({url: by_sha[sha] for url, sha, _ in hashes})
+    result = {
+        **report.to_dict(),
+        "urls": len(hashes),
+        "changed": changed,
+        "space": index.space if index is not None else None,
+        "rules": asdict(rules),
+    }
+    logger.info("near-duplicates (pHash + embedding): %s", result)
+    return result
+
+
+def _catalog_index(store: CatalogStore, settings: Settings) -> SimilarIndex | None:
+    """The saved index of the configured space, else one built in memory, else None.
+
+    A saved index built before the latest embedding run lacks the newest images; they
+    are still grouped, by pHash, until the index is rebuilt.
+    """
+    from baghunter.embeddings.model import Embedder, EmbedderSpec
+    from baghunter.embeddings.pipeline import vector_store
+
+    space = Embedder(EmbedderSpec.from_settings(settings)).space
+    try:
+        return SimilarIndex.load(default_index_dir(settings, space))
+    except FileNotFoundError:
+        pass
+    try:
+        return SimilarIndex.build(store, vector_store(settings, space), settings=settings)
+    except EmptyIndexError:
+        logger.warning("no embeddings in %s yet: grouping by perceptual hash only", space)
+        return None
+
+
+def _words(phashes: Sequence[str]) -> np.ndarray:
+    """Hex pHashes as ``(n, 4)`` uint64 words (for vectorized Hamming distances)."""
+    for value in phashes:
+        if len(value) != HEX_DIGITS:
+            raise ValueError(f"not a {HEX_DIGITS}-digit hex hash: {value!r}")
+    raw = np.frombuffer(bytes.fromhex("".join(phashes)), dtype=">u8").astype(np.uint64)
+    return raw.reshape(len(phashes), HEX_DIGITS // 16)
+
+
+class _Links:
+    """Union-find over ``0..n-1``; :meth:`union` says whether it joined two groups."""
+
+    def __init__(self, size: int) -> None:
+        self._parent = list(range(size))
+
+    def find(self, item: int) -> int:
+        parent = self._parent
+        while parent[item] != item:
+            parent[item] = parent[parent[item]]
+            item = parent[item]
+        return item
+
+    def union(self, a: int, b: int) -> bool:
+        root_a, root_b = self.find(a), self.find(b)
+        if root_a == root_b:
+            return False
+        self._parent[max(root_a, root_b)] = min(root_a, root_b)
+        return True
