@@ -555,8 +555,10 @@ def show_config(as_json: JsonFlag = True) -> None:
 # Command groups kept in their own modules register themselves on `app` when imported;
 # they are imported last because they build on the helpers above.
 from baghunter import cli_features  # noqa: E402,F401
+from baghunter.cli_attributes import attributes_app  # noqa: E402
 from baghunter.cli_audit import audit_app  # noqa: E402
 
+app.add_typer(attributes_app, name="attributes")
 app.add_typer(audit_app, name="audit")
 
 if __name__ == "__main__":

@@ -1,0 +1,137 @@
+"""``baghunter attributes``: train and score the attribute model from the command line."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
+
+from baghunter.cli import JsonFlag, _emit, _print_json, _store, err
+from baghunter.config import get_settings
+
+attributes_app: typer.Typer = typer.Typer(
+    help="Predict product attributes (article type, colour, gender...) from photos.",
+    no_args_is_help=True,
+)
+
+
+def _progress(label: str) -> Progress:
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    return Progress(*columns, console=err, transient=not sys.stderr.isatty())
+
+
+@attributes_app.command("train")
+def train(
+    backbone: Annotated[
+        str | None, typer.Option(help="vgg16 or scratch [BAGHUNTER_EMBED_BACKBONE]")
+    ] = None,
+    weights: Annotated[
+        str | None, typer.Option(help="imagenet, none, or a .weights.h5 path [BAGHUNTER_WEIGHTS]")
+    ] = None,
+    image_size: Annotated[
+        int | None, typer.Option(min=32, help="Square input size [BAGHUNTER_EMBED_IMAGE_SIZE]")
+    ] = None,
+    attribute: Annotated[
+        list[str] | None,
+        typer.Option(help="Attribute to learn (repeat) [articleType baseColour gender ...]"),
+    ] = None,
+    min_count: Annotated[int, typer.Option(min=1, help="Images a value needs to be a class")] = 20,
+    epochs: Annotated[int, typer.Option(min=1)] = 60,
+    patience: Annotated[int, typer.Option(min=1, help="Early-stopping patience")] = 6,
+    hidden: Annotated[int, typer.Option(min=1, help="Units of the shared layer")] = 512,
+    class_weight: Annotated[bool, typer.Option(help="Inverse-frequency class weights")] = False,
+    dataset: Annotated[
+        Path | None, typer.Option(exists=True, dir_okay=False, help="Use this dataset file.")
+    ] = None,
+    seed: int = 42,
+    as_json: JsonFlag = False,
+) -> None:
+    """Dataset (unless --dataset), embed what is new, train, evaluate, register, promote."""
+    from baghunter.attributes.dataset import DatasetConfig, DatasetError, build_dataset
+    from baghunter.attributes.heads import HeadConfig
+    from baghunter.attributes.pipeline import AttributeTrainConfig, run_all
+    from baghunter.attributes.schema import DEFAULT_ATTRIBUTES
+    from baghunter.embeddings.model import Embedder, EmbedderSpec
+
+    settings = get_settings()
+    default = EmbedderSpec.from_settings(settings)
+    chosen = backbone or default.backbone
+    spec = EmbedderSpec(
+        backbone=chosen,
+        weights=weights or (default.weights if chosen == "vgg16" else "none"),
+        image_size=image_size or default.image_size,
+    )
+    try:
+        spec.validate()
+    except (ValueError, FileNotFoundError) as exc:
+        err.print(f"[red]{exc}[/red]")
+        raise typer.Exit(2) from exc
+    if dataset is None:
+        config = DatasetConfig(
+            attributes=tuple(attribute or DEFAULT_ATTRIBUTES), min_count=min_count, seed=seed
+        )
+        with _store(settings) as store:
+            try:
+                dataset = build_dataset(store, settings, config)
+            except DatasetError as exc:
+                err.print(f"[red]{exc}[/red]")
+                raise typer.Exit(2) from exc
+        err.print(f"dataset {dataset}")
+    head = HeadConfig(
+        hidden=hidden, epochs=epochs, patience=patience, class_weight=class_weight, seed=seed
+    )
+    with _progress("embed") as progress:
+        bar = progress.add_task("embed", total=None)
+
+        def advanced(done: int, total: int) -> None:
+            progress.update(bar, completed=done, total=total)
+
+        summary = run_all(
+            dataset,
+            AttributeTrainConfig(embedder=spec, head=head),
+            settings,
+            embedder=Embedder(spec),
+            progress=advanced,
+        )
+    _emit(summary.to_dict(), as_json, "attribute training")
+
+
+@attributes_app.command("evaluate")
+def evaluate(
+    model: Annotated[str, typer.Option(help="Model URI, e.g. models:/product-attributes@champion")],
+    csv_path: Annotated[
+        Path, typer.Option("--csv", exists=True, dir_okay=False, help="styles.csv-shaped file")
+    ],
+    images: Annotated[
+        Path, typer.Option(exists=True, file_okay=False, help="Folder of <id>.jpg photos")
+    ],
+    as_json: JsonFlag = False,
+) -> None:
+    """Score the model on a catalog CSV: per-attribute accuracy, macro-F1, majority baseline."""
+    from baghunter import registry
+    from baghunter.attributes.csv_eval import CsvError, evaluate_csv
+
+    registry.tracking(get_settings())
+    with _progress("score") as progress:
+        bar = progress.add_task("score", total=None)
+
+        def advanced(done: int, total: int) -> None:
+            progress.update(bar, completed=done, total=total)
+
+        try:
+            result = evaluate_csv(model, csv_path, images, progress=advanced)
+        except (CsvError, registry.ModelNotFound, ValueError) as exc:
+            err.print(f"[red]{exc}[/red]")
+            raise typer.Exit(2) from exc
+    if as_json:
+        _print_json(result)
+        return
+    rows = {
+        name: f"accuracy {s['accuracy']:.3f}  macro-F1 {s['macro_f1']:.3f}  "
+        f"majority {s['majority_baseline']:.3f}  n {s['n']}  coverage {s['coverage']:.2f}"
+        for name, s in result["attributes"].items()
+    }
+    _emit({**rows, "images": result["images"]}, False, "attributes")
