@@ -557,7 +557,9 @@ def show_config(as_json: JsonFlag = True) -> None:
 from baghunter import cli_features  # noqa: E402,F401
 from baghunter.cli_attributes import attributes_app  # noqa: E402
 from baghunter.cli_audit import audit_app  # noqa: E402
+from baghunter.cli_similar import similar_app  # noqa: E402
 
+app.add_typer(similar_app, name="similar")
 app.add_typer(attributes_app, name="attributes")
 app.add_typer(audit_app, name="audit")
 
