@@ -112,7 +112,7 @@ def group_images(
 
     embedding_links = 0
     if rules.min_cosine is not None and index is not None and len(index) > 1:
-        words = _words(phashes)
+        words = phash_words(phashes)
         scores, rows = index.self_neighbours(min(rules.neighbours, len(index) - 1))
         left, slot = np.nonzero(scores >= rules.min_cosine)
         right = rows[left, slot]
@@ -196,7 +196,7 @@ def _catalog_index(store: CatalogStore, settings: Settings) -> SimilarIndex | No
         return None
 
 
-def _words(phashes: Sequence[str]) -> np.ndarray:
+def phash_words(phashes: Sequence[str]) -> np.ndarray:
     """Hex pHashes as ``(n, 4)`` uint64 words (for vectorized Hamming distances)."""
     for value in phashes:
         if len(value) != HEX_DIGITS:
