@@ -24,6 +24,8 @@ from baghunter.serving.errors import install_error_handlers
 from baghunter.serving.holder import ModelHolder
 from baghunter.serving.metrics import ServiceMetrics
 from baghunter.serving.middleware import RequestMetricsMiddleware
+from baghunter.serving.product_routes import catalog_router, product_router
+from baghunter.serving.products import AttributeHolder, SimilarSearch
 from baghunter.serving.routes import api_router, ops_router
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
@@ -49,16 +51,26 @@ def create_app(settings: Settings | None = None, *, holder: ModelHolder | None =
             max_wait_s=settings.batch_max_wait_ms / 1000,
             metrics=metrics,
         )
+        attribute_holder = AttributeHolder(settings, metrics)
+        similar_search = SimilarSearch(settings)
         app.state.holder = served_holder
         app.state.batcher = batcher
+        app.state.attribute_holder = attribute_holder
+        app.state.similar_search = similar_search
         served_holder.start()
+        attribute_holder.start()
+        similar_search.start()
         await batcher.start()
         try:
             yield
         finally:
             await batcher.stop()
-            # Joining the poller may wait for a model load in progress: off the event loop.
-            await asyncio.to_thread(served_holder.stop)
+            # Joining the pollers may wait for a load in progress: off the event loop.
+            await asyncio.gather(
+                asyncio.to_thread(served_holder.stop),
+                asyncio.to_thread(attribute_holder.stop),
+                asyncio.to_thread(similar_search.stop),
+            )
 
     app = FastAPI(
         title="Bag Hunter brand recognizer",
@@ -71,7 +83,9 @@ def create_app(settings: Settings | None = None, *, holder: ModelHolder | None =
     install_error_handlers(app)
     app.add_middleware(RequestMetricsMiddleware, metrics=metrics)
     app.include_router(api_router)
+    app.include_router(product_router)
     app.include_router(ops_router)
+    app.include_router(catalog_router)
     app.mount("/static", StaticFiles(directory=STATIC_DIR), name="static")
 
     @app.get("/", include_in_schema=False)

@@ -18,6 +18,7 @@ from baghunter.serving.batching import MicroBatcher
 from baghunter.serving.errors import ApiError
 from baghunter.serving.holder import ModelHolder, ServedModel
 from baghunter.serving.metrics import ServiceMetrics
+from baghunter.serving.products import AttributeHolder, SimilarSearch
 
 API_KEY_HEADER = "X-API-Key"
 
@@ -46,7 +47,19 @@ def get_metrics(request: Request) -> ServiceMetrics:
     return metrics
 
 
+def get_attribute_holder(request: Request) -> AttributeHolder:
+    holder: AttributeHolder = request.app.state.attribute_holder
+    return holder
+
+
+def get_similar_search(request: Request) -> SimilarSearch:
+    search: SimilarSearch = request.app.state.similar_search
+    return search
+
+
 SettingsDep = Annotated[Settings, Depends(get_app_settings)]
+AttributeHolderDep = Annotated[AttributeHolder, Depends(get_attribute_holder)]
+SimilarSearchDep = Annotated[SimilarSearch, Depends(get_similar_search)]
 HolderDep = Annotated[ModelHolder, Depends(get_holder)]
 BatcherDep = Annotated[MicroBatcher, Depends(get_batcher)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]

@@ -172,13 +172,23 @@ async def read_form_files(
     file is then held to the per-file limit by :func:`decode_upload`, so in a batch an
     oversized file fails alone while the others are still scored.
     """
-    body_limit = max_files * (limits.max_bytes + MULTIPART_OVERHEAD_BYTES)
+    uploads, _ = await read_form(
+        request, field, max_files=max_files, max_fields=max_files, limits=limits
+    )
+    return uploads
+
+
+async def read_form(
+    request: Request, field: str, *, max_files: int, max_fields: int, limits: UploadLimits
+) -> tuple[list[Upload], dict[str, str]]:
+    """The files of multipart ``field`` and the form's text fields (name -> value)."""
+    body_limit = max_files * (limits.max_bytes + MULTIPART_OVERHEAD_BYTES) + max_fields * 1024
     check_declared_length(request.headers, body_limit)
     parser = MultiPartParser(
         request.headers,
         limited(request.stream(), body_limit),
         max_files=max_files,
-        max_fields=max_files,
+        max_fields=max_fields,
     )
     try:
         form = await parser.parse()
@@ -193,7 +203,8 @@ async def read_form_files(
                 )
             data = await value.read()
             uploads.append(Upload(data, media_type(value.content_type), value.filename))
-        return uploads
+        texts = {name: value for name, value in form.multi_items() if isinstance(value, str)}
+        return uploads, texts
     finally:
         await form.close()
 

@@ -64,3 +64,71 @@ class ModelDetails(BaseModel):
 class Health(BaseModel):
     status: str
     model_version: str | None = None
+
+
+# --- attributes, similar products, listing audit ------------------------------------
+
+
+class ValueScore(BaseModel):
+    value: str
+    probability: float = Field(ge=0.0, le=1.0)
+
+
+class AttributeModelSummary(BaseModel):
+    name: str | None
+    version: str | None
+    space: str = Field(description="Embedding space the model reads.")
+
+
+class AttributesResponse(BaseModel):
+    attributes: dict[str, list[ValueScore]] = Field(
+        description="Per attribute, the k most probable values, best first."
+    )
+    model: AttributeModelSummary
+    latency_ms: float
+
+
+class SimilarProduct(BaseModel):
+    source: str
+    source_id: str
+    title: str | None
+    brand: str | None
+    image_url: str = Field(description="The image's address in the catalog it came from.")
+    thumbnail_url: str = Field(description="The same image served by this service.")
+    sha256: str
+    score: float = Field(description="Cosine similarity to the query photo (1 = identical).")
+
+
+class SimilarResponse(BaseModel):
+    matches: list[SimilarProduct] = Field(description="Most similar first.")
+    space: str
+    index_size: int = Field(description="Catalog images searched.")
+    engine: str = Field(description="'exact' or 'hnsw' (approximate).")
+    latency_ms: float
+
+
+class AuditFindingBody(BaseModel):
+    field: str
+    claimed: str
+    predicted: str
+    confidence: float = Field(description="The model's probability of its own answer.")
+    claimed_probability: float = Field(description="The model's probability of the claim.")
+
+
+class FieldPrediction(BaseModel):
+    value: str
+    probability: float
+
+
+class AuditResponse(BaseModel):
+    findings: list[AuditFindingBody] = Field(description="Claims the photo contradicts.")
+    consistent: bool = Field(description="True when no claim was contradicted.")
+    scored: list[str] = Field(description="Claimed fields the models judged.")
+    unscorable: list[str] = Field(description="Claims naming a value no model knows.")
+    unchecked: list[str] = Field(description="Claimed fields no served model predicts.")
+    predictions: dict[str, FieldPrediction] = Field(
+        description="What the photo says, per judged field."
+    )
+    models: dict[str, str] = Field(description="Model name -> version that judged.")
+    thresholds: dict[str, float]
+    latency_ms: float
