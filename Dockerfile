@@ -47,9 +47,9 @@ FROM python-base AS requirements
 WORKDIR /src
 COPY pyproject.toml docker/requirements.py ./
 RUN mkdir /reqs \
- && python requirements.py airflow train > /reqs/airflow-cpu.txt \
- && python requirements.py airflow train --cuda > /reqs/airflow-cuda.txt \
- && python requirements.py serve train:keras,tensorflow-cpu > /reqs/serve.txt \
+ && python requirements.py airflow train similar > /reqs/airflow-cpu.txt \
+ && python requirements.py airflow train similar --cuda > /reqs/airflow-cuda.txt \
+ && python requirements.py serve train:keras,tensorflow-cpu similar > /reqs/serve.txt \
  && python requirements.py train --cuda > /reqs/train-cuda.txt \
  && python requirements.py --no-base serve:mlflow > /reqs/mlflow.txt
 

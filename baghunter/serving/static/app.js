@@ -1,4 +1,6 @@
-// Upload page: choose or drop a photo, send it to /v1/predict, draw the top brands as bars.
+// Upload page: choose or drop a photo; show its top brands (/v1/predict), its attributes
+// (/v1/attributes) and the catalog's look-alikes (/v1/similar); check a listing's claims
+// against it (/v1/audit). Each panel fails on its own: a missing model hides one answer only.
 // Plain browser JavaScript on purpose: no build step and nothing fetched from a CDN.
 "use strict";
 
@@ -144,6 +146,123 @@ async function predict(file) {
   }
 }
 
+// POST the photo (plus any text fields) to an endpoint; {ok, body} or {ok: false, text}.
+async function postPhoto(path, file, fields = {}) {
+  const form = new FormData();
+  form.append("file", file, file.name);
+  for (const [name, value] of Object.entries(fields)) form.append(name, value);
+  try {
+    const response = await fetch(path, { method: "POST", body: form, headers: apiHeaders() });
+    if (response.ok) return { ok: true, body: await response.json() };
+    return { ok: false, status: response.status, text: await errorText(response) };
+  } catch (_) {
+    return { ok: false, status: 0, text: "The service could not be reached." };
+  }
+}
+
+function percentText(probability) {
+  return `${(probability * 100).toFixed(1)}%`;
+}
+
+async function loadAttributes(file) {
+  const list = el("attributes");
+  const status = el("attributes-status");
+  list.replaceChildren();
+  status.textContent = "Reading the attributes…";
+  const answer = await postPhoto("/v1/attributes?k=1", file);
+  if (file !== lastFile) return; // a newer photo was chosen meanwhile
+  if (!answer.ok) {
+    status.textContent = answer.text;
+    return;
+  }
+  status.textContent = "";
+  for (const [name, values] of Object.entries(answer.body.attributes)) {
+    const term = document.createElement("dt");
+    term.textContent = name;
+    const value = document.createElement("dd");
+    value.textContent = values[0].value;
+    const percent = document.createElement("dd");
+    percent.className = "attr-percent";
+    percent.textContent = percentText(values[0].probability);
+    list.append(term, value, percent);
+  }
+}
+
+async function loadSimilar(file) {
+  const grid = el("similar");
+  const status = el("similar-status");
+  grid.replaceChildren();
+  status.textContent = "Searching the catalog…";
+  const answer = await postPhoto("/v1/similar?k=8", file);
+  if (file !== lastFile) return;
+  if (!answer.ok) {
+    status.textContent = answer.text;
+    return;
+  }
+  const body = answer.body;
+  status.textContent = `${body.matches.length} closest of ${body.index_size} catalog photos`;
+  for (const match of body.matches) {
+    const item = document.createElement("li");
+    const image = document.createElement("img");
+    image.src = match.thumbnail_url;
+    image.alt = match.title || `${match.brand || "Product"} ${match.source_id}`;
+    image.loading = "lazy";
+    const caption = document.createElement("div");
+    caption.className = "caption";
+    const title = document.createElement("strong");
+    title.textContent = match.brand || "Unknown brand";
+    const detail = document.createElement("span");
+    detail.textContent = match.title || match.source_id;
+    const score = document.createElement("div");
+    score.className = "score";
+    score.textContent = `similarity ${match.score.toFixed(3)}`;
+    caption.append(title, detail, score);
+    item.append(image, caption);
+    grid.append(item);
+  }
+}
+
+async function checkListing(event) {
+  event.preventDefault();
+  const box = el("audit-result");
+  box.replaceChildren();
+  const note = (text, className = "note") => {
+    const line = document.createElement("p");
+    line.className = className;
+    line.textContent = text;
+    box.append(line);
+  };
+  if (!lastFile) {
+    note("Choose a photo first.");
+    return;
+  }
+  const fields = {};
+  for (const input of el("audit-form").querySelectorAll("input")) {
+    if (input.value.trim()) fields[input.name] = input.value.trim();
+  }
+  const answer = await postPhoto("/v1/audit", lastFile, fields);
+  if (!answer.ok) {
+    note(answer.text);
+    return;
+  }
+  const body = answer.body;
+  if (body.consistent) {
+    note(`The photo agrees with the listing (${body.scored.length} field(s) checked).`, "verdict ok");
+  } else {
+    note(`${body.findings.length} field(s) disagree with the photo`, "verdict mismatch");
+    const list = document.createElement("ul");
+    for (const finding of body.findings) {
+      const item = document.createElement("li");
+      item.className = "finding";
+      item.textContent = `${finding.field}: listing says “${finding.claimed}”, the photo looks like “${finding.predicted}” (${percentText(finding.confidence)})`;
+      list.append(item);
+    }
+    box.append(list);
+  }
+  if (body.unscorable.length) note(`Values no model knows: ${body.unscorable.join(", ")}`);
+  if (body.unchecked.length) note(`Not checked (no model for): ${body.unchecked.join(", ")}`);
+}
+
 function choose(file) {
   if (!file) return;
   if (previewUrl) URL.revokeObjectURL(previewUrl);
@@ -154,8 +273,13 @@ function choose(file) {
   const name = el("file-name");
   name.textContent = `${file.name} · ${(file.size / 1024).toFixed(0)} KB · click or drop another photo to replace it`;
   name.hidden = false;
+  el("audit-result").replaceChildren();
   predict(file);
+  loadAttributes(file);
+  loadSimilar(file);
 }
+
+el("audit-form").addEventListener("submit", checkListing);
 
 fileInput.addEventListener("change", () => choose(fileInput.files[0]));
 
