@@ -217,7 +217,11 @@ def audit_catalog(
             for name, classes in attribute_model.attributes.items():
                 claimed[name] = listing.attributes.get(name)
                 predictions[name] = (classes, attribute_probs[name][row])
-                owner[name] = (attribute_model.name, attribute_model.version, attribute_model.space)
+                owner[name] = (
+                    attribute_model.name or attribute_uri,
+                    attribute_model.version,
+                    attribute_model.space,
+                )
         if brand_model is not None:
             audited["brand"] += 1
             claimed[BRAND_FIELD] = listing.brand
