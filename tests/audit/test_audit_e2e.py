@@ -26,7 +26,7 @@ import pytest
 from typer.testing import CliRunner
 
 from baghunter.audit.run import audit_catalog
-from baghunter.catalog.schema import Product
+from baghunter.catalog.schema import ImageResult, ImageStatus, Product
 from baghunter.cli import app
 from baghunter.config import Settings, get_settings
 from baghunter.embeddings.model import Embedder, EmbedderSpec
@@ -301,3 +301,159 @@ def test_the_audit_finds_exactly_the_planted_attribute_swaps(styles: Settings) -
         "space": Embedder(SPEC).space,
     }
     assert (report.written, report.removed) == (7, 0)
+
+
+def test_a_rerun_updates_findings_and_drops_those_fixed_since(styles: Settings) -> None:
+    with open_store(styles) as store:
+        truth = plant_attributes(store)
+        first = audit_catalog(store, styles, run_id="run-1")
+        before = {(f["source"], f["source_id"], f["field"]): f for f in store.iter_audit_findings()}
+        fixed = sorted(truth)[0]
+        edit_attributes(store, fixed[:2], **{fixed[2]: truth[fixed]})
+
+        again = audit_catalog(store, styles, run_id="run-2")
+
+        after = list(store.iter_audit_findings())
+        summary = store.audit_summary()
+    assert first.written == len(truth)
+    assert (again.written, again.removed) == (len(truth) - 1, 1)
+    assert len(after) == len(truth) - 1  # updated in place, never duplicated
+    for finding in after:
+        key = (finding["source"], finding["source_id"], finding["field"])
+        assert key != fixed
+        assert finding["run_id"] == "run-2"
+        assert finding["first_flagged_at"] == before[key]["first_flagged_at"]
+    assert sum(entry["findings"] for entry in summary.values()) == len(truth) - 1
+
+
+def test_listings_without_a_vector_are_skipped_and_named(styles: Settings) -> None:
+    with open_store(styles) as store:
+        row = next(store.iter_catalog_images())
+        # A new listing whose photo arrived after the last embedding run.
+        url = "file:///new/photo.jpg"
+        store.upsert_products(
+            [
+                stored_product(store, row.source, row.source_id).model_copy(
+                    update={"source_id": "new-1", "image_urls": [url]}
+                )
+            ],
+            datetime.now(UTC),
+        )
+        store.record_image_results(
+            [ImageResult(url=url, status=ImageStatus.OK, sha256="f" * 64, path=row.path)]
+        )
+
+        report = audit_catalog(store, styles)
+
+    assert (report.listings, report.audited["attributes"]) == (49, 48)
+    assert (report.skipped, report.skipped_listings) == (1, [f"{row.source}:new-1"])
+    assert any("1 listings skipped" in note for note in report.notes)
+
+
+def test_without_champions_nothing_is_judged_and_stored_findings_stay(
+    styles: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with open_store(styles) as store:
+        plant_attributes(store)
+        audit_catalog(store, styles)
+        monkeypatch.setenv("BAGHUNTER_ATTRIBUTE_MODEL_NAME", "no-such-model")
+        get_settings.cache_clear()
+
+        report = audit_catalog(store, get_settings())
+
+        assert len(finding_keys(store)) == 7
+    assert report.audited == {} and report.findings == {}
+    assert report.models == {"attributes": None, "brand": None}
+    assert [note.split(":")[0] for note in report.notes] == [
+        "attributes not audited",
+        "brands not audited",
+    ]
+
+
+# --- brands -------------------------------------------------------------------------------
+
+
+def test_the_audit_finds_brand_swaps_whatever_their_case(bags: Settings) -> None:
+    with open_store(bags) as store:
+        clean = audit_catalog(store, bags)
+        assert clean.findings == {}, list(store.iter_audit_findings())
+        rows = {(row.source, row.source_id): row for row in store.iter_catalog_images()}
+        keys = sorted(rows)
+        brands = sorted({row.brand or "" for row in rows.values()})
+        truth: dict[AuditKey, str] = {}
+        edited = []
+        for i, spelling in ((2, str.lower), (9, str.upper)):
+            true_brand = rows[keys[i]].brand or ""
+            truth[(*keys[i], "brand")] = true_brand
+            wrong = spelling(other(true_brand, brands))
+            edited.append(stored_product(store, *keys[i]).model_copy(update={"brand": wrong}))
+        # A brand the model was not trained on cannot be judged.
+        edited.append(stored_product(store, *keys[4]).model_copy(update={"brand": "Zanotti"}))
+        store.upsert_products(edited, datetime.now(UTC))
+
+        report = audit_catalog(store, bags)
+
+        findings = list(store.iter_audit_findings())
+    assert {(f["source"], f["source_id"], f["field"]): f["predicted"] for f in findings} == truth
+    assert {(f["model_name"], f["model_version"], f["space"]) for f in findings} == {
+        (BRAND_MODEL, 1, None)
+    }
+    assert report.findings == {"brand": 2} and report.unscorable == {"brand": 1}
+    assert report.audited == {"brand": report.listings}
+    assert report.models["attributes"] is None
+    assert [note.split(":")[0] for note in report.notes] == ["attributes not audited"]
+
+
+# --- CLI and DAG --------------------------------------------------------------------------
+
+
+def test_cli_runs_the_audit_and_summarizes_the_findings(styles: Settings) -> None:
+    with open_store(styles) as store:
+        truth = plant_attributes(store)
+
+    report = cli("audit", "run", "--min-confidence", "0.9", "--json")
+    summary = cli("audit", "--json", "--examples", "2")
+
+    assert report["thresholds"] == {"min_confidence": 0.9, "max_claimed_probability": 0.05}
+    assert report["findings"] == {"articleType": 1, "baseColour": 3, "gender": 3}
+    assert summary["findings"] == len(truth)
+    assert {name: entry["findings"] for name, entry in summary["fields"].items()} == {
+        "baseColour": 3,
+        "gender": 3,
+        "articleType": 1,
+    }
+    colours = summary["fields"]["baseColour"]
+    assert colours["models"] == [f"{ATTRIBUTE_MODEL}/1"]
+    assert len(colours["examples"]) == 2
+    for example in colours["examples"]:
+        source, source_id = example["listing"].rsplit(":", 1)
+        assert truth[(source, source_id, "baseColour")] == example["predicted"]
+
+
+def test_cli_refuses_thresholds_out_of_range(styles: Settings) -> None:
+    result = runner.invoke(app, ["audit", "run", "--min-confidence", "0"])
+
+    assert result.exit_code == 2
+    assert "min_confidence" in result.output
+
+
+@pytest.mark.airflow
+def test_listing_audit_dag_stores_findings_stamped_with_its_run(
+    styles: Settings, airflow_db: Path
+) -> None:
+    from airflow.models import DagBag
+
+    from tests.conftest import REPO
+
+    with open_store(styles) as store:
+        truth = plant_attributes(store)
+    bag = DagBag(dag_folder=str(REPO / "dags" / "listing_audit.py"))
+    assert bag.import_errors == {}
+
+    run = bag.dags["listing_audit"].test()
+
+    assert run.state == "success"
+    with open_store(styles) as store:
+        findings = list(store.iter_audit_findings())
+    assert {(f["source"], f["source_id"], f["field"]) for f in findings} == set(truth)
+    assert {f["run_id"] for f in findings} == {run.run_id}
