@@ -18,7 +18,7 @@ import logging
 import time
 import uuid
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 BRAND_FIELD = "brand"
+PARTS = ("attributes", "brand")  # what an audit can judge, each by its own champion
 CHAMPION = "champion"
 # The report names at most this many skipped listings; the count is always exact.
 MAX_NAMED = 50
@@ -145,12 +146,17 @@ def audit_catalog(
     attribute_model_uri: str | None = None,
     brand_model_uri: str | None = None,
     run_id: str | None = None,
+    parts: Collection[str] = PARTS,
 ) -> AuditReport:
     """Judge every listing with a fetched image and store the findings; returns the report.
 
     The champions of ``settings.attribute_model_name`` and ``settings.model_name`` are
-    used unless other model URIs are given.
+    used unless other model URIs are given. ``parts`` limits the audit to attributes or
+    brands; the other part's stored findings are then left as they are.
     """
+    unknown = sorted(set(parts) - set(PARTS))
+    if unknown:
+        raise ValueError(f"unknown audit parts {unknown}; choose from {list(PARTS)}")
     from baghunter import registry
     from baghunter.embeddings.pipeline import vector_store
 
@@ -163,8 +169,8 @@ def audit_catalog(
     listings = catalog_listings(store)
     attribute_uri = attribute_model_uri or f"models:/{settings.attribute_model_name}@{CHAMPION}"
     brand_uri = brand_model_uri or f"models:/{settings.model_name}@{CHAMPION}"
-    attribute_model = _load_attribute_model(attribute_uri, notes)
-    brand_model = _load_brand_model(brand_uri, notes)
+    attribute_model = _load_attribute_model(attribute_uri, notes) if "attributes" in parts else None
+    brand_model = _load_brand_model(brand_uri, notes) if BRAND_FIELD in parts else None
 
     # Attribute predictions, from the stored vectors of the model's own space.
     attribute_rows: dict[str, int] = {}

@@ -41,6 +41,8 @@ ATTRIBUTES = ("articleType", "baseColour", "gender")
 BRAND_MODEL = "audit-test-brands"
 ATTRIBUTE_MODEL = "audit-test-attributes"
 
+pytestmark = pytest.mark.slow  # builds two catalogs and trains two models (tens of seconds)
+
 runner = CliRunner()
 
 
@@ -457,3 +459,17 @@ def test_listing_audit_dag_stores_findings_stamped_with_its_run(
         findings = list(store.iter_audit_findings())
     assert {(f["source"], f["source_id"], f["field"]) for f in findings} == set(truth)
     assert {f["run_id"] for f in findings} == {run.run_id}
+
+
+def test_an_audit_of_one_part_leaves_the_other_parts_findings_alone(styles: Settings) -> None:
+    with open_store(styles) as store:
+        truth = plant_attributes(store)
+        audit_catalog(store, styles)
+
+        report = audit_catalog(store, styles, parts=["brand"])
+
+        assert finding_keys(store) == set(truth)
+        with pytest.raises(ValueError, match="unknown audit parts"):
+            audit_catalog(store, styles, parts=["colour"])
+    assert report.audited == {} and report.models["attributes"] is None
+    assert [note.split(":")[0] for note in report.notes] == ["brands not audited"]
