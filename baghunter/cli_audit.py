@@ -95,10 +95,14 @@ def run(
         str | None, typer.Option(help="Attribute model URI [its champion]")
     ] = None,
     brand_model: Annotated[str | None, typer.Option(help="Brand model URI [its champion]")] = None,
+    part: Annotated[
+        list[str] | None,
+        typer.Option(help="Audit only this part: attributes or brand (repeat) [both]"),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Audit every listing with a fetched image now and store the findings."""
-    from baghunter.audit.run import audit_catalog
+    from baghunter.audit.run import PARTS, audit_catalog
     from baghunter.audit.scoring import AuditThresholds
 
     settings = get_settings()
@@ -113,6 +117,10 @@ def run(
     except ValueError as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
+    unknown = sorted(set(part or ()) - set(PARTS))
+    if unknown:
+        err.print(f"[red]unknown part {unknown}: choose from {list(PARTS)}[/red]")
+        raise typer.Exit(2)
     with _store(settings) as store:
         report = audit_catalog(
             store,
@@ -120,6 +128,7 @@ def run(
             thresholds=thresholds,
             attribute_model_uri=attribute_model,
             brand_model_uri=brand_model,
+            parts=part or PARTS,
         )
     for note in report.notes:
         err.print(f"[yellow]{note}[/yellow]")

@@ -413,11 +413,12 @@ def test_cli_runs_the_audit_and_summarizes_the_findings(styles: Settings) -> Non
     with open_store(styles) as store:
         truth = plant_attributes(store)
 
-    report = cli("audit", "run", "--min-confidence", "0.9", "--json")
+    report = cli("audit", "run", "--min-confidence", "0.9", "--part", "attributes", "--json")
     summary = cli("audit", "--json", "--examples", "2")
 
     assert report["thresholds"] == {"min_confidence": 0.9, "max_claimed_probability": 0.05}
     assert report["findings"] == {"articleType": 1, "baseColour": 3, "gender": 3}
+    assert report["notes"] == []  # the brand part was not asked for, so no note on it
     assert summary["findings"] == len(truth)
     assert {name: entry["findings"] for name, entry in summary["fields"].items()} == {
         "baseColour": 3,
@@ -437,6 +438,9 @@ def test_cli_refuses_thresholds_out_of_range(styles: Settings) -> None:
 
     assert result.exit_code == 2
     assert "min_confidence" in result.output
+    result = runner.invoke(app, ["audit", "run", "--part", "colour"])
+    assert result.exit_code == 2
+    assert "unknown part" in result.output
 
 
 @pytest.mark.airflow
