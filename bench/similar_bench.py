@@ -5,10 +5,12 @@ space, holds out ``--queries`` catalog images as queries (a new photo is not in 
 index), and reports build time, single-query latency (p50/p99, one query at a time, as
 the serving endpoint asks) and HNSW's recall@10 against exact search. Then the same at a
 larger synthetic size: real vectors tiled with noise, to show where exact search stops
-being interactive.
+being interactive. With ``--catalog-home`` it also measures what the neighbours are
+worth: the share of the 10 nearest catalog products with the query's article type, for
+raw cosine and for cosine after subtracting the catalog's mean vector.
 
     python bench/similar_bench.py --features HOME/features [--space NAME] \
-        [--synthetic 200000] [--out bench/results/similar.json]
+        [--catalog-home HOME] [--synthetic 200000] [--out bench/results/similar.json]
 """
 
 from __future__ import annotations
@@ -78,10 +80,44 @@ def compare(
     return result
 
 
+def neighbour_quality(
+    shas: list[str], matrix: np.ndarray, home: Path, queries: int, attribute: str = "articleType"
+) -> dict[str, Any]:
+    """Precision@10 of ``attribute`` among held-out queries' neighbours, raw vs centered."""
+    from baghunter.config import Settings
+    from baghunter.store import open_store
+
+    label: dict[str, str] = {}
+    with open_store(Settings(home=home, store="embedded")) as store:
+        for row in store.iter_catalog_images():
+            value = row.attributes.get(attribute)
+            if value is not None:
+                label.setdefault(row.sha256, value)
+    known = [i for i, sha in enumerate(shas) if sha in label]
+    rng = np.random.default_rng(1)
+    picked = rng.permutation(known)
+    asked, rest = picked[:queries], picked[queries:]
+    labels = np.array([label[shas[i]] for i in rest])
+    result: dict[str, Any] = {"attribute": attribute, "queries": len(asked)}
+    for center in (False, True):
+        index = SimilarIndex.from_arrays(
+            "q", [shas[i] for i in rest], matrix[rest], engine="exact", center=center
+        )
+        _, rows = index.search(matrix[asked], 10)
+        truth = np.array([label[shas[i]] for i in asked])
+        precision = float((labels[rows] == truth[:, None]).mean())
+        result["centered" if center else "raw"] = round(precision, 4)
+    # What guessing the most common type would score, for scale.
+    _, counts = np.unique(labels, return_counts=True)
+    result["majority_share"] = round(float(counts.max() / counts.sum()), 4)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--features", type=Path, required=True, help="a data home's features/")
     parser.add_argument("--space", help="vector space (default: the largest *-gap3 space)")
+    parser.add_argument("--catalog-home", type=Path, help="data home with the catalog store")
     parser.add_argument("--queries", type=int, default=300)
     parser.add_argument("--synthetic", type=int, default=200_000, help="0 to skip")
     parser.add_argument("--noise", type=float, default=0.3, help="of each dimension's std")
@@ -94,7 +130,7 @@ def main() -> None:
         key=lambda p: len(VectorStore(args.features, p.name)),
     )
     space = args.space or spaces[-1].name
-    _, matrix = VectorStore(args.features, space).load()
+    all_shas, matrix = VectorStore(args.features, space).load()
     rng = np.random.default_rng(0)
     order = rng.permutation(len(matrix))
     queries, catalog = matrix[order[: args.queries]], matrix[order[args.queries :]]
@@ -108,6 +144,9 @@ def main() -> None:
         "threads": faiss.omp_get_max_threads(),
         "runs": [compare(catalog, queries, "catalog", args.ef)],
     }
+    if args.catalog_home:
+        report["quality"] = neighbour_quality(all_shas, matrix, args.catalog_home, args.queries)
+        print("quality", report["quality"], flush=True)
     if args.synthetic:
         # Tiled real vectors plus Gaussian noise: the catalog's structure (clusters of
         # similar products) at a larger size, without duplicated points.

@@ -165,9 +165,10 @@ class SimilarIndex:
         """An index over raw embeddings, one row per distinct image ``sha``.
 
         ``center`` subtracts the vectors' mean before normalizing (queries get the same
-        shift). Pooled ReLU features all point into one orthant, so raw cosines between
-        unrelated photos are high; centering spreads them out, which near-duplicate
-        thresholds need (bench/neardup_bench.py).
+        shift). It rescues features that all point one way, such as an untrained CNN's
+        (raw cosines above 0.99 between unrelated photos). On ImageNet VGG16 features it
+        costs quality instead - fewer same-type neighbours and fewer copies found at the
+        same false-match rate (docs/benchmarks.md) - so it is off by default.
         """
         vectors = np.asarray(vectors, dtype=np.float32)
         if vectors.ndim != 2 or vectors.shape[0] != len(shas):
@@ -242,7 +243,7 @@ class SimilarIndex:
         return sha256 in self._row
 
     def vector_of(self, sha256: str) -> np.ndarray:
-        """The indexed (centered, normalized) vector of an image."""
+        """The indexed (normalized, centered if so built) vector of an image."""
         return self.matrix[self._row[sha256]]
 
     def prepare(self, queries: np.ndarray) -> np.ndarray:

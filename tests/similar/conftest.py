@@ -27,6 +27,9 @@ def scratch_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Ite
     monkeypatch.setenv("BAGHUNTER_EMBED_BACKBONE", SCRATCH.backbone)
     monkeypatch.setenv("BAGHUNTER_WEIGHTS", SCRATCH.weights)
     monkeypatch.setenv("BAGHUNTER_EMBED_IMAGE_SIZE", str(SCRATCH.image_size))
+    # An untrained CNN's pooled ReLU features all point one way (raw cosine > 0.99 between
+    # unrelated bags); only after subtracting their mean do cosines tell photos apart.
+    monkeypatch.setenv("BAGHUNTER_SIMILAR_CENTER", "true")
     get_settings.cache_clear()
     yield get_settings()
     get_settings.cache_clear()
