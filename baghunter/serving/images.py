@@ -38,7 +38,7 @@ PART_TYPES = RAW_IMAGE_TYPES | {"", "application/octet-stream", "binary/octet-st
 
 # What a request without any file looks like: no body type, or an HTML form sent without
 # enctype="multipart/form-data" (its text fields only).
-_NO_FILE_TYPES = frozenset({"", "application/x-www-form-urlencoded"})
+NO_FILE_TYPES = frozenset({"", "application/x-www-form-urlencoded"})
 
 # Room for multipart boundaries and part headers on top of the file bytes themselves.
 MULTIPART_OVERHEAD_BYTES = 16 * 1024
@@ -128,7 +128,7 @@ async def read_single_upload(request: Request, field: str, limits: UploadLimits)
         if not uploads:
             raise _missing_file(field)
         return uploads[0]
-    if content_type in _NO_FILE_TYPES:
+    if content_type in NO_FILE_TYPES:
         raise _missing_file(field)
     # Refused before the body is read: there is no point receiving what cannot be scored.
     check_media_type(content_type, RAW_IMAGE_TYPES)
@@ -140,7 +140,7 @@ async def read_batch_uploads(
 ) -> list[Upload]:
     """The photos of a batch request: every file of multipart field ``field``, in order."""
     content_type = media_type(request.headers.get("content-type"))
-    if content_type in _NO_FILE_TYPES:
+    if content_type in NO_FILE_TYPES:
         raise _missing_file(field)
     if content_type != "multipart/form-data":
         raise ApiError(

@@ -27,6 +27,7 @@ from baghunter.serving.deps import (
 )
 from baghunter.serving.errors import ApiError
 from baghunter.serving.images import (
+    NO_FILE_TYPES,
     UploadLimits,
     decode_upload,
     media_type,
@@ -163,7 +164,10 @@ async def audit(
     from baghunter.audit.scoring import AuditThresholds, assess
 
     started = time.perf_counter()
-    if media_type(request.headers.get("content-type")) != "multipart/form-data":
+    content_type = media_type(request.headers.get("content-type"))
+    if content_type in NO_FILE_TYPES:
+        raise _missing_photo()
+    if content_type != "multipart/form-data":
         raise ApiError(
             415,
             "unsupported_media_type",
@@ -175,7 +179,7 @@ async def audit(
         request, "file", max_files=1, max_fields=MAX_CLAIMS + 1, limits=limits
     )
     if not uploads:
-        raise ApiError(422, "missing_file", "No photo was sent: upload it as form field 'file'.")
+        raise _missing_photo()
     claims = {name: value.strip() for name, value in claims.items() if value.strip()}
     if not claims:
         raise ApiError(
@@ -255,6 +259,10 @@ def _prob(value: Any) -> float:
 
 def _str(value: Any) -> str | None:
     return None if value is None else str(value)
+
+
+def _missing_photo() -> ApiError:
+    return ApiError(422, "missing_file", "No photo was sent: upload it as form field 'file'.")
 
 
 def _no_attribute_model(name: str, alias: str) -> ApiError:
