@@ -178,10 +178,10 @@ def _operator_value(variable: str) -> str | None:
 def get_or_create_experiment(name: str, settings: Settings | None = None) -> str:
     """Configure tracking (see :func:`tracking`) and return the id of experiment ``name``.
 
-    With the default local store, artifacts go under ``<home>/mlflow/artifacts``; left to
-    itself MLflow would put them in ``./mlruns`` relative to whatever the working directory
-    happens to be (the Airflow worker's, the CLI user's). A remote tracking server keeps its
-    own artifact root.
+    With a local SQLite store (the default one, or any ``sqlite:///`` URI), artifacts go
+    in ``artifacts/`` next to the database file; left to itself MLflow would put them in
+    ``./mlruns`` relative to whatever the working directory happens to be (the Airflow
+    worker's, the CLI user's). A remote tracking server keeps its own artifact root.
     """
     from mlflow import MlflowClient
     from mlflow.exceptions import MlflowException
@@ -193,8 +193,10 @@ def get_or_create_experiment(name: str, settings: Settings | None = None) -> str
     if experiment is not None:
         return str(experiment.experiment_id)
     location = None
-    if _is_default_store(uri, settings):
-        location = (settings.mlflow_dir / "artifacts").resolve().as_uri()
+    if uri.startswith("sqlite:///"):
+        database = Path(uri.removeprefix("sqlite:///").split("?", 1)[0])
+        # sqlite:////abs/path has kept its leading slash; sqlite:///rel/path is relative.
+        location = (database.parent / "artifacts").resolve().as_uri()
     try:
         return str(client.create_experiment(name, artifact_location=location))
     except MlflowException as exc:

@@ -181,6 +181,23 @@ def test_tracking_defaults_to_sqlite_in_the_data_home(tmp_path: Path) -> None:
 
 
 @pytest.mark.usefixtures("clean_env")
+def test_artifacts_of_any_local_sqlite_store_live_next_to_it(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Not in ./mlruns of whatever directory the process happens to run in.
+    monkeypatch.chdir(tmp_path)
+    database = tmp_path / "tracking" / "runs.db"
+    database.parent.mkdir()
+    settings = Settings(home=tmp_path / "home", mlflow_tracking_uri=f"sqlite:///{database}")
+
+    experiment_id = registry.get_or_create_experiment("placed", settings)
+
+    location = mlflow.MlflowClient().get_experiment(experiment_id).artifact_location
+    assert location == (tmp_path / "tracking" / "artifacts").as_uri()
+    assert not (tmp_path / "mlruns").exists()
+
+
+@pytest.mark.usefixtures("clean_env")
 def test_env_var_overrides_settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     settings = Settings(home=tmp_path / "home", mlflow_tracking_uri=None)
     operator_uri = f"sqlite:///{tmp_path / 'elsewhere.db'}"
