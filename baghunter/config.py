@@ -130,7 +130,10 @@ class Settings(BaseSettings):
         description="...when their pHashes also differ by at most this (256: no guard).",
     )
     dup_neighbours: int = Field(
-        default=10, ge=1, le=100, description="Nearest images checked per image for copies."
+        default=3, ge=1, le=100, description="Nearest images checked per image for copies."
+    )
+    dup_mutual: bool = Field(
+        default=True, description="Embedding links only between mutual nearest neighbours."
     )
 
     # --- serving ---------------------------------------------------------------------

@@ -30,7 +30,7 @@ import io
 import json
 import sys
 import time
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -244,10 +244,11 @@ def grouping(
         phash_max_distance=PHASH_DISTANCE,
         min_cosine=round(best.get("min_cosine", 1.0), 4),
         phash_guard=best.get("guard") or 256,
-        neighbours=10,
     )
-    embedding_only = DuplicateRules(
-        None, round(at_fmr[f"embedding_{name}"]["min_cosine"], 4), 256, 10
+    embedding_only = replace(
+        rules,
+        phash_max_distance=None,
+        min_cosine=round(at_fmr[f"embedding_{name}"]["min_cosine"], 4),
     )
     distinct = dict.fromkeys(shas)
     keep = [shas.index(sha) for sha in distinct]
@@ -290,10 +291,13 @@ def catalog_grouping(home: Path, space: str, rules: DuplicateRules, center: bool
         "index_engine": index.engine,
         "index_seconds": round(time.perf_counter() - started, 2),
     }
-    for mode in ("phash", "combined"):
-        groups, stats = group_images(
-            list(phash_of), list(phash_of.values()), rules.only(mode), index
-        )  # type: ignore[arg-type]
+    variants = {
+        "phash": rules.only("phash"),
+        "combined": rules,
+        "combined_one_sided_10": replace(rules, neighbours=10, mutual=False),
+    }
+    for mode, mode_rules in variants.items():
+        groups, stats = group_images(list(phash_of), list(phash_of.values()), mode_rules, index)
         sizes: dict[str, int] = {}
         for group in groups.values():
             sizes[group] = sizes.get(group, 0) + 1

@@ -12,16 +12,20 @@ together. So two images are linked when
   differ in at most ``phash_guard`` bits,
 
 and groups are the connected components of those links. Embedding candidates come from
-the similar-product index (each image's ``neighbours`` nearest), never from all pairs.
+the similar-product index (each image's ``neighbours`` nearest), never from all pairs,
+and by default a link must be *mutual*: each image among the other's nearest.
 
 The thresholds come from ``bench/neardup_bench.py`` on 1,000 real catalog photos and
 4,000 edited copies (docs/benchmarks.md, "Near-duplicates"): with VGG16 features, a
 cosine of 0.992 matches 1 in 100,000 pairs of different photos and finds 90% of the
 copies, where the pHash at the same false-match rate finds 59% (it misses nearly all
-crops). The pHash guard is kept as an option but off by default (256 bits): at equal
-false-match rate no guard value found more copies than none. The pHash links stay
-because they cost nothing, need no embedding (images not embedded yet are still
-grouped) and catch resized and re-compressed copies with certainty.
+crops). Over the whole 35k-photo catalog, one-sided links among 10 neighbours chained
+693 photos of sunglasses - all shot alike - into one group; mutual links among 3
+neighbours keep the largest group at 59 (docs/benchmarks.md). The pHash guard is kept
+as an option but off by default (256 bits): at equal false-match rate no guard value
+found more copies than none. The pHash links stay because they cost nothing, need no
+embedding (images not embedded yet are still grouped) and catch resized and
+re-compressed copies with certainty.
 """
 
 from __future__ import annotations
@@ -52,7 +56,8 @@ class DuplicateRules:
     phash_max_distance: int | None = 24  # None: no pHash links
     min_cosine: float | None = 0.992  # None: no embedding links
     phash_guard: int = 256  # 256 bits: no guard
-    neighbours: int = 10
+    neighbours: int = 3
+    mutual: bool = True  # both images among each other's nearest neighbours
 
     @classmethod
     def from_settings(cls, settings: Settings, mode: Mode = "combined") -> DuplicateRules:
@@ -61,6 +66,7 @@ class DuplicateRules:
             min_cosine=settings.dup_min_cosine,
             phash_guard=settings.dup_max_phash_guard,
             neighbours=settings.dup_neighbours,
+            mutual=settings.dup_mutual,
         )
         return rules.only(mode)
 
@@ -122,6 +128,14 @@ def group_images(
         scores, rows = index.self_neighbours(min(rules.neighbours, len(index) - 1))
         left, slot = np.nonzero(scores >= rules.min_cosine)
         right = rows[left, slot]
+        if rules.mutual:
+            # Each link must be found from both ends: a photo in a crowd of look-alikes
+            # (plain sunglasses shot alike) has many neighbours above the threshold, and
+            # one-sided links chain the whole crowd into one group.
+            count = len(index)
+            found = left * count + right
+            keep = np.isin(right * count + left, found)
+            left, right = left[keep], right[keep]
         # Index rows -> positions here (the index may hold images that are not grouped).
         here = np.array([position.get(sha, -1) for sha in index.shas], dtype=np.int64)
         a, b = here[left], here[right]
