@@ -14,10 +14,13 @@ Two engines sit behind one API:
            query time grows roughly with log(n) instead of n, at the cost of a build step,
            extra memory and a recall a little under 1.
 
-``engine="auto"`` searches exactly up to ``settings.similar_exact_max`` vectors and uses
-HNSW beyond, where an exact scan stops answering interactively; the crossover comes from
-``bench/similar_bench.py`` (docs/benchmarks.md, "Similar search"). Without faiss the
-index falls back to exact search and says so in the log.
+``engine="auto"`` searches exactly up to ``settings.similar_exact_max`` (50,000) vectors
+and uses HNSW beyond. From ``bench/similar_bench.py`` (docs/benchmarks.md, "Similar
+search") on 2 cores: exact search over the 34k-image catalog answers in 17 ms (median),
+over 200k vectors in 204 ms - four times a VGG16 forward pass; HNSW answers in under a
+millisecond at both sizes with recall@10 of 0.996 and 0.992, but takes 32 s and 5 min to
+build. Below ~50k vectors the exact scan stays under ~30 ms, no build, no misses. Without
+faiss the index falls back to exact search and says so in the log.
 """
 
 from __future__ import annotations
@@ -47,7 +50,7 @@ MAX_K = 1000  # a page of results, not a dump of the catalog
 FORMAT = 1  # bumped when the saved layout changes
 
 # HNSW graph parameters (bench/similar_bench.py): 32 links per node and a build beam of
-# 80 reach recall@10 ~0.99 on the real catalog at a search beam of 64.
+# 80 reach recall@10 0.996 on the real catalog at a search beam of 64 (0.987 at 32).
 HNSW_M = 32
 HNSW_EF_CONSTRUCTION = 80
 HNSW_EF_SEARCH = 64
@@ -159,7 +162,7 @@ class SimilarIndex:
         listings: Sequence[Sequence[Listing]] | None = None,
         *,
         engine: str = "auto",
-        exact_max: int = 200_000,
+        exact_max: int = 50_000,
         center: bool = False,
     ) -> SimilarIndex:
         """An index over raw embeddings, one row per distinct image ``sha``.
