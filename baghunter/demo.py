@@ -1,10 +1,12 @@
 """``baghunter demo``: the whole pipeline on one machine, with nothing to install but the venv.
 
-It serves the generated sample catalog on 127.0.0.1, runs the real ``catalog_ingest`` and
-``brand_training`` DAGs through Airflow (``airflow dags test``: SQLite metadata, the
-embedded store, a local MLflow under the data home), then asks the champion about photos
-it has never seen. A second run reuses everything: the ingest finds nothing new and, when
-the champion was trained on the same dataset, training is skipped.
+It serves the generated sample catalog on 127.0.0.1, runs the real ``catalog_ingest``,
+``brand_training``, ``image_features``, ``attribute_training`` and ``listing_audit`` DAGs
+through Airflow (``airflow dags test``: SQLite metadata, the embedded store, a local MLflow
+under the data home), then asks the champions about photos the catalog never had: brand,
+attributes, and the catalog's most similar products. A second run reuses everything: the
+ingest finds nothing new, no photo is embedded twice and, when the brand champion was
+trained on the same dataset, brand training is skipped.
 """
 
 from __future__ import annotations
@@ -47,6 +49,9 @@ SCRATCH_CONF = {
     "finetune_learning_rate": 1e-3,
     "patience": 5,
 }
+# The sample's listings carry these attributes (Farfetch-style feeds: colour, pattern and
+# the most specific category, i.e. the bag's silhouette).
+DEMO_ATTRIBUTES = ["category", "colour", "pattern"]
 # Lines of the DAG runs worth showing while they run: task starts and the project's own
 # log messages (the full log, Airflow's included, goes to a file).
 PROGRESS = re.compile(r"\[DAG TEST\] starting task_id=(\S+)|\[baghunter\.[\w.]+\]")
@@ -65,6 +70,10 @@ class DemoResult:
     test_accuracy: float | None = None
     holdout_accuracy: float | None = None
     predictions: list[dict[str, Any]] = field(default_factory=list)
+    embedded: dict[str, Any] = field(default_factory=dict)  # this run's embedding report
+    attribute_champion_version: int | None = None
+    attribute_metrics: dict[str, float] = field(default_factory=dict)  # test accuracy each
+    audit: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -184,12 +193,12 @@ def run_demo(
     server.routes.update(catalog.routes(server.base_url))
     server.start()
     try:
-        console.rule("[bold]1/4 · sample catalog")
+        console.rule("[bold]1/6 · sample catalog")
         console.print(
             f"   {len(catalog.products)} products of {catalog.brands} fictional brands, plus "
             f"broken entries, at {server.url('/api/listings')}"
         )
-        console.rule("[bold]2/4 · catalog_ingest (Airflow)")
+        console.rule("[bold]2/6 · catalog_ingest (Airflow)")
         demo.airflow("db", "migrate", log_name="airflow-db")
         demo.dag_test(
             "catalog_ingest",
@@ -207,7 +216,7 @@ def run_demo(
     result.images = stats["images"]
     result.duplicate_groups = stats["duplicate_groups"]
 
-    console.rule("[bold]3/4 · brand_training (Airflow)")
+    console.rule("[bold]3/6 · brand_training (Airflow)")
     conf, result.weights_note = choose_backbone(settings)
     result.backbone = conf["backbone"]
     console.print(f"   {result.weights_note}")
@@ -228,11 +237,62 @@ def run_demo(
     result.champion_version = int(champion["version"])
     result.test_accuracy = champion.get("metrics", {}).get("test_accuracy")
 
-    console.rule("[bold]4/4 · the champion on photos it has never seen")
-    result.predictions = _predict_holdout(settings, catalog)
+    console.rule("[bold]4/6 · image_features (Airflow)")
+    features = embedding_conf(conf)
+    console.print(f"   shared embeddings: {features['backbone']} at {features['image_size']} px")
+    demo.dag_test("image_features", features)
+    result.embedded = _last_embedding(settings)
+
+    console.rule("[bold]5/6 · attribute_training and listing_audit (Airflow)")
+    demo.dag_test(
+        "attribute_training",
+        {**features, "attributes": DEMO_ATTRIBUTES, "min_count": 5, "epochs": 40},
+    )
+    attribute_champion = registry.champion_info(settings.attribute_model_name, settings.model_alias)
+    if attribute_champion is None:
+        raise RuntimeError("attribute training finished without a champion")
+    result.attribute_champion_version = int(attribute_champion["version"])
+    result.attribute_metrics = {
+        key.removeprefix("test_").removesuffix("_accuracy"): round(value, 3)
+        for key, value in attribute_champion["metrics"].items()
+        if key.endswith("_accuracy")
+        and key.removeprefix("test_").removesuffix("_accuracy") in DEMO_ATTRIBUTES
+    }
+    demo.dag_test("listing_audit", {})
+    result.audit = _audit_summary(settings)
+
+    console.rule("[bold]6/6 · the champions on photos the catalog never had")
+    result.predictions = _predict_holdout(settings, catalog, features)
     correct = [p["brand"] == p["predicted"] for p in result.predictions]
     result.holdout_accuracy = sum(correct) / len(correct)
     return result
+
+
+def embedding_conf(brand_conf: dict[str, Any]) -> dict[str, Any]:
+    """The shared embedding: VGG16 at its default size when there are weights, else the
+    from-scratch CNN (a random, fixed-seed backbone: enough for near-copies, weak for
+    similarity between different photos)."""
+    if brand_conf["backbone"] == "vgg16":
+        return {"backbone": "vgg16", "weights": brand_conf["weights"], "image_size": 64}
+    return {"backbone": "scratch", "weights": "none", "image_size": 32}
+
+
+def _last_embedding(settings: Settings) -> dict[str, Any]:
+    log = (settings.home.resolve() / "logs" / "demo-image_features.log").read_text()
+    found = re.findall(r"embedding done: EmbedReport\((.*?)\)", log)
+    if not found:
+        return {}
+    return {
+        key: (int(value) if value.isdigit() else value.strip("'"))
+        for key, value in re.findall(r"(\w+)=('[^']*'|[\d.]+)", found[-1])
+    }
+
+
+def _audit_summary(settings: Settings) -> dict[str, Any]:
+    from baghunter.store import open_store
+
+    with open_store(settings) as store:
+        return store.audit_summary()
 
 
 def _current_dataset_version(settings: Settings, brands: int) -> str:
@@ -246,23 +306,50 @@ def _current_dataset_version(settings: Settings, brands: int) -> str:
             return ""
 
 
-def _predict_holdout(settings: Settings, catalog: SampleCatalog) -> list[dict[str, Any]]:
+def _predict_holdout(
+    settings: Settings, catalog: SampleCatalog, features: dict[str, Any]
+) -> list[dict[str, Any]]:
+    """Brand, attributes and the most similar catalog product of each unseen photo."""
     import io
 
     import numpy as np
     from PIL import Image
 
+    from baghunter.attributes.model import load_attribute_model
+    from baghunter.embeddings.model import Embedder, EmbedderSpec
     from baghunter.registry import load_classifier
+    from baghunter.similar.index import SimilarIndex, default_index_dir
     from baghunter.training.predict import predict_proba, top_k
 
     loaded = load_classifier(f"models:/{settings.model_name}@{settings.model_alias}")
+    attributes = load_attribute_model(
+        f"models:/{settings.attribute_model_name}@{settings.model_alias}"
+    )
+    embedder = Embedder(EmbedderSpec(**features))
+    index = SimilarIndex.load(default_index_dir(settings, embedder.space))
     holdout = catalog.holdout_images(n_per_brand=3)
     images = [np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB")) for _, jpeg in holdout]
     probs = predict_proba(loaded.model, images)
+    attribute_probs = attributes.predict_images(images)
+    vectors = embedder.embed_arrays(images)
     out = []
-    for (brand, _), row in zip(holdout, probs, strict=True):
+    for i, ((brand, _), row) in enumerate(zip(holdout, probs, strict=True)):
         (best, p), *_ = top_k(row, loaded.classes, 1)
-        out.append({"brand": brand, "predicted": best, "probability": round(p, 3)})
+        predicted_attributes = {
+            name: values[int(np.argmax(rows[i]))]
+            for name, values in attributes.attributes.items()
+            for rows in [attribute_probs[name]]
+        }
+        nearest = index.query(vectors[i], 1)[0]
+        out.append(
+            {
+                "brand": brand,
+                "predicted": best,
+                "probability": round(p, 3),
+                "attributes": predicted_attributes,
+                "most_similar": {"brand": nearest.brand, "source_id": nearest.source_id},
+            }
+        )
     return out
 
 
@@ -284,11 +371,38 @@ def print_summary(result: DemoResult, settings: Settings, console: Console) -> N
         + ("" if result.trained else " (reused)"),
     )
     table.add_row("unseen photos", f"{result.holdout_accuracy:.0%} recognised")
+    embedded = result.embedded
+    if embedded:
+        table.add_row(
+            "embeddings",
+            f"{embedded.get('computed', 0)} photos embedded, {embedded.get('reused', 0)} reused",
+        )
+    table.add_row(
+        "attributes",
+        f"{settings.attribute_model_name} v{result.attribute_champion_version}, test accuracy "
+        + ", ".join(f"{k} {v:.2f}" for k, v in result.attribute_metrics.items()),
+    )
+    table.add_row("listing audit", json.dumps(result.audit, default=str)[:160])
     console.print(table)
-    preds = Table("photo of", "predicted", "probability", title="Predictions", title_justify="left")
+    preds = Table(
+        "photo of",
+        "predicted",
+        "probability",
+        "attributes",
+        "most similar listing",
+        title="Predictions",
+        title_justify="left",
+    )
     for p in result.predictions:
         mark = "✓" if p["brand"] == p["predicted"] else "✗"
-        preds.add_row(p["brand"], f"{mark} {p['predicted']}", f"{p['probability']:.2f}")
+        similar = p["most_similar"]
+        preds.add_row(
+            p["brand"],
+            f"{mark} {p['predicted']}",
+            f"{p['probability']:.2f}",
+            ", ".join(p["attributes"].values()),
+            f"{similar['brand']} {similar['source_id']}",
+        )
     console.print(preds)
     console.print(
         "Next: [bold]make up[/bold] opens Airflow, the MLflow UI and the upload page; "

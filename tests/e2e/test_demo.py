@@ -65,9 +65,23 @@ def test_demo_runs_the_pipeline_and_reuses_it(tmp_path: Path) -> None:
     assert first["test_accuracy"] >= 0.7
     assert first["holdout_accuracy"] >= 0.7
     assert (home / "airflow" / "airflow.db").exists()  # it really went through Airflow
+    # Shared embeddings for every ok photo, an attribute champion, an audit that ran, and
+    # a brand, attributes and a most similar listing for every unseen photo.
+    embedded = first["embedded"]
+    assert embedded["computed"] == embedded["images"] > 0
+    assert embedded["images"] <= first["images"]["ok"]  # distinct photos, not URLs
+    assert first["attribute_champion_version"] == 1
+    assert set(first["attribute_metrics"]) <= {"category", "colour", "pattern"}
+    assert first["attribute_metrics"]
+    assert isinstance(first["audit"], dict)
+    for prediction in first["predictions"]:
+        assert set(prediction["attributes"]) == set(first["attribute_metrics"])
+        assert prediction["most_similar"]["brand"] in {p["brand"] for p in first["predictions"]}
 
     second = _demo(home, port)
     assert second["trained"] is False  # the champion was trained on this very dataset
     assert second["champion_version"] == 1
     assert second["products"] == first["products"]
     assert second["images"] == first["images"]
+    assert second["embedded"]["computed"] == 0  # no photo is embedded twice
+    assert second["embedded"]["reused"] == first["embedded"]["computed"]
