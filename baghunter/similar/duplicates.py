@@ -175,9 +175,21 @@ def dedupe_catalog(
     ``index`` defaults to the saved index of the configured embedding space; without one
     (nothing embedded yet) the grouping falls back to the pHash alone and says so.
     """
+    configured = rules is None
     rules = rules or DuplicateRules.from_settings(settings)
     if index is None and rules.min_cosine is not None:
         index = _catalog_index(store, settings)
+    if (
+        configured
+        and index is not None
+        and rules.min_cosine is not None
+        and random_space(index.space)
+    ):
+        # The configured thresholds are for pretrained features; a random-init backbone
+        # puts unrelated photos above them and would merge whole categories (and so
+        # shrink brand training sets). Its vectors still serve exact search.
+        logger.warning("%s is a random-init space: grouping by perceptual hash only", index.space)
+        rules = rules.only("phash")
     hashes = store.image_hashes()  # (url, sha256, phash) per ok image
     phash_of: dict[str, str] = {}
     for _, sha, ph in hashes:
@@ -193,6 +205,11 @@ def dedupe_catalog(
     }
     logger.info("near-duplicates (pHash + embedding): %s", result)
     return result
+
+
+def random_space(space: str) -> bool:
+    """Whether an embedding space comes from random weights (``<backbone>-none-...``)."""
+    return space.split("-")[1:2] == ["none"]
 
 
 def _catalog_index(store: CatalogStore, settings: Settings) -> SimilarIndex | None:

@@ -60,6 +60,9 @@ def test_embeds_once_indexes_and_groups(features_dag, settings: Settings, tmp_pa
     index = SimilarIndex.load(default_index_dir(settings, space))
     assert len(index) == 10
     assert first["group_duplicates"]["space"] == space
+    # A random-init backbone's cosines mean nothing: only the perceptual hash links here.
+    assert first["group_duplicates"]["embedding_links"] == 0
+    assert first["group_duplicates"]["rules"]["min_cosine"] is None
     with open_store(settings) as store:
         assert store.duplicate_group_count() >= 1
 
