@@ -79,7 +79,8 @@ def main() -> None:
         multi = np.hstack([np.concatenate(b) for b in blocks])
         print(f"\n{size} px: {rate:.1f} images/s (decode + VGG16, batch 64)")
         print(
-            f"{'attribute':<12} {'last block (512 d)':>20} {'3 blocks (1280 d)':>19} {'majority':>9}"
+            f"{'attribute':<12} {'last block (512 d)':>20} "
+            f"{'3 blocks (1280 d)':>19} {'majority':>9}"
         )
         for attribute in ATTRIBUTES:
             labels = np.array([r[attribute] for r in rows])
