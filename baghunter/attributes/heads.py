@@ -42,6 +42,9 @@ class HeadConfig:
     seed: int = 42
 
 
+# Registered so a model saved while compiled with them (a checkpoint, a user's own export)
+# deserializes in a fresh process, as the brand model's custom layer does.
+@keras.saving.register_keras_serializable(package="baghunter")
 class MaskedSparseCrossentropy(keras.losses.Loss):
     """Sparse cross-entropy ignoring rows labelled ``-1``, averaged over labelled rows."""
 
@@ -67,6 +70,7 @@ class MaskedSparseCrossentropy(keras.losses.Loss):
         return {"class_weights": self.class_weights, "name": self.name}
 
 
+@keras.saving.register_keras_serializable(package="baghunter")
 class MaskedAccuracy(keras.metrics.Metric):
     """Accuracy over the rows that have a label (for the training curves)."""
 

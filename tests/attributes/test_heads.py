@@ -79,3 +79,21 @@ def test_class_weights_favour_rare_classes_and_ignore_missing_labels() -> None:
     assert weights[1] > weights[0]
     assert weights[2] == 1.0  # absent class: neutral
     assert max(class_weights(np.array([0] * 1000 + [1]), 2)) == 10.0  # capped
+
+
+def test_compiled_heads_reload_with_their_loss_and_metric(tmp_path) -> None:
+    """A model saved while compiled (a checkpoint) loads again, loss and metric included."""
+    rng = np.random.default_rng(3)
+    x = rng.normal(size=(120, 4)).astype(np.float32)
+    labels = {"a": (x[:, 0] > 0).astype(np.int32)}
+    attributes = {"a": ["no", "yes"]}
+    heads, _ = fit_heads((x, labels), (x, labels), attributes, HeadConfig(hidden=8, epochs=2))
+    path = tmp_path / "heads.keras"
+    heads.save(path)
+
+    reloaded = keras.models.load_model(path)  # compile=True: the custom loss must resolve
+
+    assert reloaded.compiled
+    np.testing.assert_allclose(
+        predict_heads(reloaded, x, attributes)["a"], predict_heads(heads, x, attributes)["a"]
+    )
