@@ -52,6 +52,14 @@ Incremental = Annotated[
 Name = Annotated[str | None, typer.Option(help="Source name stored with each listing.")]
 SkipImages = Annotated[bool, typer.Option(help="Only store listings; fetch images later.")]
 PageSize = Annotated[int | None, typer.Option(min=1, help="Records to request per page.")]
+# The shared embedding's model, for every command that embeds (embed, attributes, similar).
+Backbone = Annotated[str | None, typer.Option(help="vgg16 or scratch [BAGHUNTER_EMBED_BACKBONE]")]
+Weights = Annotated[
+    str | None, typer.Option(help="imagenet, none, or a .weights.h5 path [BAGHUNTER_WEIGHTS]")
+]
+EmbedSize = Annotated[
+    int | None, typer.Option(min=32, help="Square input size [BAGHUNTER_EMBED_IMAGE_SIZE]")
+]
 
 
 class _StderrHandler(logging.StreamHandler):
@@ -117,6 +125,12 @@ def _emit(payload: dict[str, Any], as_json: bool, title: str) -> None:
             key, json.dumps(value, default=str) if isinstance(value, dict) else str(value)
         )
     out.print(table)
+
+
+def counting_progress(label: str) -> Progress:
+    """A bar counting done/total on stderr (plain, and cleared, when stderr is a pipe)."""
+    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
+    return Progress(*columns, console=err, transient=not sys.stderr.isatty())
 
 
 def _download_with_progress(store: CatalogStore, settings: Settings) -> dict[str, Any]:

@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from baghunter.cli import JsonFlag, _emit, _print_json, _store, err
+from baghunter.cli import (
+    Backbone,
+    EmbedSize,
+    JsonFlag,
+    Weights,
+    _emit,
+    _print_json,
+    _store,
+    counting_progress,
+    err,
+)
 from baghunter.config import get_settings
 
 attributes_app: typer.Typer = typer.Typer(
@@ -18,22 +26,11 @@ attributes_app: typer.Typer = typer.Typer(
 )
 
 
-def _progress(label: str) -> Progress:
-    columns = (TextColumn(label), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    return Progress(*columns, console=err, transient=not sys.stderr.isatty())
-
-
 @attributes_app.command("train")
 def train(
-    backbone: Annotated[
-        str | None, typer.Option(help="vgg16 or scratch [BAGHUNTER_EMBED_BACKBONE]")
-    ] = None,
-    weights: Annotated[
-        str | None, typer.Option(help="imagenet, none, or a .weights.h5 path [BAGHUNTER_WEIGHTS]")
-    ] = None,
-    image_size: Annotated[
-        int | None, typer.Option(min=32, help="Square input size [BAGHUNTER_EMBED_IMAGE_SIZE]")
-    ] = None,
+    backbone: Backbone = None,
+    weights: Weights = None,
+    image_size: EmbedSize = None,
     attribute: Annotated[
         list[str] | None,
         typer.Option(help="Attribute to learn (repeat) [articleType baseColour gender ...]"),
@@ -83,7 +80,7 @@ def train(
     head = HeadConfig(
         hidden=hidden, epochs=epochs, patience=patience, class_weight=class_weight, seed=seed
     )
-    with _progress("embed") as progress:
+    with counting_progress("embed") as progress:
         bar = progress.add_task("embed", total=None)
 
         def advanced(done: int, total: int) -> None:
@@ -115,7 +112,7 @@ def evaluate(
     from baghunter.attributes.csv_eval import CsvError, evaluate_csv
 
     registry.tracking(get_settings())
-    with _progress("score") as progress:
+    with counting_progress("score") as progress:
         bar = progress.add_task("score", total=None)
 
         def advanced(done: int, total: int) -> None:

@@ -2,27 +2,27 @@
 
 from __future__ import annotations
 
-import sys
-from typing import Annotated
-
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
-from baghunter.cli import JsonFlag, _emit, _store, app, err
+from baghunter.cli import (
+    Backbone,
+    EmbedSize,
+    JsonFlag,
+    Weights,
+    _emit,
+    _store,
+    app,
+    counting_progress,
+    err,
+)
 from baghunter.config import get_settings
 
 
 @app.command("embed")
 def embed(
-    backbone: Annotated[
-        str | None, typer.Option(help="vgg16 or scratch [BAGHUNTER_EMBED_BACKBONE]")
-    ] = None,
-    weights: Annotated[
-        str | None, typer.Option(help="imagenet, none, or a .weights.h5 path [BAGHUNTER_WEIGHTS]")
-    ] = None,
-    image_size: Annotated[
-        int | None, typer.Option(min=32, help="Square input size [BAGHUNTER_EMBED_IMAGE_SIZE]")
-    ] = None,
+    backbone: Backbone = None,
+    weights: Weights = None,
+    image_size: EmbedSize = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Embed every ok catalog image that has no vector yet (a re-run embeds nothing)."""
@@ -36,11 +36,7 @@ def embed(
     except (ValueError, FileNotFoundError) as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
-    columns = (TextColumn("embed"), BarColumn(), MofNCompleteColumn(), TimeRemainingColumn())
-    with (
-        _store(settings) as store,
-        Progress(*columns, console=err, transient=not sys.stderr.isatty()) as progress,
-    ):
+    with _store(settings) as store, counting_progress("embed") as progress:
         bar = progress.add_task("embed", total=None)
 
         def advanced(done: int, total: int) -> None:

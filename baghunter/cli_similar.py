@@ -5,25 +5,36 @@ from __future__ import annotations
 import hashlib
 from dataclasses import replace
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from baghunter.cli import JsonFlag, _emit, _print_json, _store, err, out
+from baghunter.cli import JsonFlag, Weights, _emit, _print_json, _store, err, out
 from baghunter.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from baghunter.similar.duplicates import DuplicateRules
 
 similar_app = typer.Typer(
     help="Similar products and near-duplicates in the embedding space.", no_args_is_help=True
 )
 
-Weights = Annotated[
-    str | None, typer.Option(help="imagenet, none, or a .weights.h5 path [BAGHUNTER_WEIGHTS]")
+MinCosine = Annotated[
+    float | None, typer.Option(help="Embedding cosine for copies [BAGHUNTER_DUP_MIN_COSINE]")
 ]
 
 
 def _settings(weights: str | None) -> Settings:
     settings = get_settings()
     return settings.model_copy(update={"weights": weights}) if weights else settings
+
+
+def _rules(settings: Settings, min_cosine: float | None) -> DuplicateRules:
+    """The configured near-duplicate rules, with the cosine threshold overridden if given."""
+    from baghunter.similar.duplicates import DuplicateRules
+
+    rules = DuplicateRules.from_settings(settings)
+    return rules if min_cosine is None else replace(rules, min_cosine=min_cosine)
 
 
 def _fail(message: str) -> typer.Exit:
@@ -91,19 +102,15 @@ def query(
 
 @similar_app.command("dedupe")
 def dedupe(
-    min_cosine: Annotated[
-        float | None, typer.Option(help="Embedding cosine for copies [BAGHUNTER_DUP_MIN_COSINE]")
-    ] = None,
+    min_cosine: MinCosine = None,
     weights: Weights = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Regroup near-duplicate images by perceptual hash and embedding; store the groups."""
-    from baghunter.similar.duplicates import DuplicateRules, dedupe_catalog
+    from baghunter.similar.duplicates import dedupe_catalog
 
     settings = _settings(weights)
-    rules = DuplicateRules.from_settings(settings)
-    if min_cosine is not None:
-        rules = replace(rules, min_cosine=min_cosine)
+    rules = _rules(settings, min_cosine)
     with _store(settings) as store:
         try:
             report = dedupe_catalog(store, settings, rules=rules)
@@ -118,21 +125,16 @@ def evaluate_groups(
         Path, typer.Option(exists=True, dir_okay=False, help="Shopee-shaped CSV (label_group).")
     ],
     images: Annotated[Path, typer.Option(exists=True, file_okay=False, help="Its image folder.")],
-    min_cosine: Annotated[
-        float | None, typer.Option(help="Embedding cosine for copies [BAGHUNTER_DUP_MIN_COSINE]")
-    ] = None,
+    min_cosine: MinCosine = None,
     weights: Weights = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Shopee-style F1 of near-duplicate groups vs the CSV's label groups, per kind of evidence."""
     from baghunter.catalog.sources.base import SourceError
-    from baghunter.similar.duplicates import DuplicateRules
     from baghunter.similar.matching import evaluate_groups as evaluate
 
     settings = _settings(weights)
-    rules = DuplicateRules.from_settings(settings)
-    if min_cosine is not None:
-        rules = replace(rules, min_cosine=min_cosine)
+    rules = _rules(settings, min_cosine)
     try:
         report = evaluate(csv, images, settings, rules=rules)
     except (SourceError, ValueError, FileNotFoundError) as exc:

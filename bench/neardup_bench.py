@@ -39,8 +39,8 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # the repository's tests/
 
-from baghunter.images.phash import phash
-from baghunter.similar.duplicates import DuplicateRules, group_images, phash_words
+from baghunter.images.phash import parse_hashes, phash
+from baghunter.similar.duplicates import DuplicateRules, group_images
 from baghunter.similar.index import SimilarIndex
 from baghunter.similar.matching import mean_f1
 from tests.similar.copies import TRANSFORMS, transformed
@@ -122,7 +122,7 @@ def main() -> None:
     hashes, vectors, space, timings = _features(photos, shas, args)
     print(f"{len(photos)} photos: {timings}", flush=True)
 
-    words = phash_words(hashes)
+    words = parse_hashes(hashes)
     centered = vectors - vectors.mean(axis=0)
     unit = {
         "centered": centered / np.linalg.norm(centered, axis=1, keepdims=True),

@@ -81,7 +81,7 @@ def near_duplicate_groups(
     if max_distance < 0:
         raise ValueError("max_distance must be >= 0")
     count = len(items)
-    groups = _UnionFind(count)
+    groups = UnionFind(count)
 
     first_with_sha: dict[str, int] = {}
     for index, (_, sha256, _) in enumerate(items):
@@ -89,7 +89,7 @@ def near_duplicate_groups(
 
     # Catalogs repeat exact hashes a lot (re-listed photos, placeholders); comparing each
     # distinct hash once, then linking its holders, keeps the quadratic part small.
-    hashes = _parse_hashes([phash_hex for _, _, phash_hex in items])
+    hashes = parse_hashes([phash_hex for _, _, phash_hex in items])
     distinct, first_index, holder_of = np.unique(
         hashes, axis=0, return_index=True, return_inverse=True
     )
@@ -108,7 +108,7 @@ def near_duplicate_groups(
     return {url: smallest_sha[root] for root, (url, _, _) in zip(roots, items, strict=True)}
 
 
-def _parse_hashes(hexes: Sequence[str]) -> np.ndarray:
+def parse_hashes(hexes: Sequence[str]) -> np.ndarray:
     """Hex hashes as an ``(n, 4)`` uint64 array, parsed in one pass."""
     for value in hexes:
         if len(value) != HEX_DIGITS:
@@ -145,8 +145,10 @@ def _close_pairs(hashes: np.ndarray, max_distance: int) -> Iterator[tuple[np.nda
             yield left[ahead], right[ahead]
 
 
-class _UnionFind:
-    """Disjoint sets over ``0..n-1`` with path halving (near-constant time per operation)."""
+class UnionFind:
+    """Disjoint sets over ``0..n-1`` with path halving (near-constant time per operation).
+
+    The root of a set is its smallest member, so roots do not depend on link order."""
 
     def __init__(self, size: int) -> None:
         self._parent = list(range(size))
@@ -158,7 +160,10 @@ class _UnionFind:
             item = parent[item]
         return item
 
-    def union(self, a: int, b: int) -> None:
+    def union(self, a: int, b: int) -> bool:
+        """Join the sets of ``a`` and ``b``; True if they were two sets."""
         root_a, root_b = self.find(a), self.find(b)
-        if root_a != root_b:
-            self._parent[max(root_a, root_b)] = min(root_a, root_b)
+        if root_a == root_b:
+            return False
+        self._parent[max(root_a, root_b)] = min(root_a, root_b)
+        return True

@@ -8,7 +8,7 @@ nothing reads module-level globals.
 from __future__ import annotations
 
 import hmac
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import APIKeyHeader
@@ -16,7 +16,7 @@ from fastapi.security import APIKeyHeader
 from baghunter.config import Settings
 from baghunter.serving.batching import MicroBatcher
 from baghunter.serving.errors import ApiError
-from baghunter.serving.holder import ModelHolder, ServedModel
+from baghunter.serving.holder import AliasFollower, ModelHolder, ServedModel
 from baghunter.serving.metrics import ServiceMetrics
 from baghunter.serving.products import AttributeHolder, SimilarSearch
 
@@ -65,7 +65,7 @@ BatcherDep = Annotated[MicroBatcher, Depends(get_batcher)]
 MetricsDep = Annotated[ServiceMetrics, Depends(get_metrics)]
 
 
-def no_model_error(holder: ModelHolder) -> ApiError:
+def no_model_error(holder: AliasFollower[Any]) -> ApiError:
     return ApiError(
         503,
         "no_model",

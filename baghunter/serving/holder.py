@@ -79,30 +79,19 @@ class ServedModel:
         ]
 
 
-class AliasFollower(Generic[T]):
-    """Holds one loaded model and keeps it in step with ``<name>@<alias>`` in the registry.
+class Refresher:
+    """Calls :meth:`refresh` at once and then every ``interval_s``, in a daemon thread.
 
-    Subclasses say how a registry version becomes a servable object (:meth:`_load`); the
-    polling, pinning and swap protocol described above is shared by every model served.
+    A plain thread because refreshing is blocking work (registry calls, artifact
+    downloads, Keras deserialization, reading an index) that must not stall the event
+    loop. Subclasses implement :meth:`refresh`, which must never raise.
     """
 
-    def __init__(
-        self, settings: Settings, name: str, metrics: ServiceMetrics | None = None
-    ) -> None:
-        self.settings = settings
-        self.name = name
-        self.alias = settings.model_alias
-        self.metrics = metrics or ServiceMetrics()
-        self._current: T | None = None
-        # Serializes refreshes (the poller's and any explicit call); never held by requests.
-        self._refresh_lock = threading.Lock()
+    def __init__(self, interval_s: float, thread_name: str) -> None:
+        self._interval_s = interval_s
+        self._thread_name = thread_name
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
-
-    @property
-    def current(self) -> T | None:
-        """The model to use for a new request, or None while no champion could be loaded."""
-        return self._current
 
     def start(self) -> None:
         """Start polling; the first check runs at once, in the background.
@@ -114,18 +103,58 @@ class AliasFollower(Generic[T]):
             return
         self._stop.clear()
         self._thread = threading.Thread(
-            target=self._poll_forever, name=f"baghunter-poller-{self.name}", daemon=True
+            target=self._poll_forever, name=self._thread_name, daemon=True
         )
         self._thread.start()
 
     def stop(self, timeout_s: float = 30.0) -> None:
-        """Stop polling; a load in progress is waited for (up to ``timeout_s``)."""
+        """Stop polling; a refresh in progress is waited for (up to ``timeout_s``)."""
         self._stop.set()
         if self._thread is not None:
             self._thread.join(timeout=timeout_s)
             self._thread = None
 
+    def _prepare(self) -> bool:
+        """Once, in the polling thread, before the first refresh; False gives up polling."""
+        return True
+
     def _poll_forever(self) -> None:
+        if not self._prepare():
+            return
+        while True:
+            self.refresh()
+            if self._stop.wait(self._interval_s):
+                return
+
+    def refresh(self) -> bool:
+        raise NotImplementedError
+
+
+class AliasFollower(Refresher, Generic[T]):
+    """Holds one loaded model and keeps it in step with ``<name>@<alias>`` in the registry.
+
+    Subclasses say how a registry version becomes a servable object (:meth:`_load`); the
+    polling, pinning and swap protocol described above is shared by every model served.
+    """
+
+    def __init__(
+        self, settings: Settings, name: str, metrics: ServiceMetrics | None = None
+    ) -> None:
+        super().__init__(settings.poll_interval_s, f"baghunter-poller-{name}")
+        self.settings = settings
+        self.name = name
+        self.alias = settings.model_alias
+        self.metrics = metrics or ServiceMetrics()
+        self._current: T | None = None
+        # Serializes refreshes (the poller's and any explicit call); never held by requests.
+        self._refresh_lock = threading.Lock()
+
+    @property
+    def current(self) -> T | None:
+        """The model to use for a new request, or None while no champion could be loaded."""
+        return self._current
+
+    def _prepare(self) -> bool:
         # Here rather than in start(): the first use imports MLflow (seconds), which must
         # not hold up the event loop. The URI is process-wide MLflow state; setting it
         # again to the same value (one call per follower) is harmless.
@@ -133,11 +162,8 @@ class AliasFollower(Generic[T]):
             registry.tracking(self.settings)
         except Exception:
             logger.exception("cannot configure MLflow tracking; no model will be loaded")
-            return
-        while True:
-            self.refresh()
-            if self._stop.wait(self.settings.poll_interval_s):
-                return
+            return False
+        return True
 
     def refresh(self) -> bool:
         """Check the alias once; load, warm and swap in a new version. True if swapped.

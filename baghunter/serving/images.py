@@ -16,6 +16,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 from dataclasses import dataclass
 
 import numpy as np
+from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import Headers, UploadFile
 from starlette.formparsers import MultiPartException, MultiPartParser
 from starlette.requests import Request
@@ -133,6 +134,12 @@ async def read_single_upload(request: Request, field: str, limits: UploadLimits)
     # Refused before the body is read: there is no point receiving what cannot be scored.
     check_media_type(content_type, RAW_IMAGE_TYPES)
     return await read_raw_image(request, limits)
+
+
+async def read_photo(request: Request, limits: UploadLimits) -> np.ndarray:
+    """The request's one photo, read (:func:`read_single_upload`) and decoded off the loop."""
+    upload = await read_single_upload(request, "file", limits)
+    return await run_in_threadpool(decode_upload, upload, limits)
 
 
 async def read_batch_uploads(

@@ -23,6 +23,7 @@ from baghunter.serving.deps import (
     HolderDep,
     SettingsDep,
     SimilarSearchDep,
+    no_model_error,
     require_api_key,
 )
 from baghunter.serving.errors import ApiError
@@ -32,7 +33,7 @@ from baghunter.serving.images import (
     decode_upload,
     media_type,
     read_form,
-    read_single_upload,
+    read_photo,
 )
 from baghunter.serving.routes import _ERRORS, _SINGLE_UPLOAD_BODY, _ms_since, _score
 from baghunter.serving.schemas import (
@@ -89,10 +90,8 @@ async def attributes(
     started = time.perf_counter()
     model = holder.current
     if model is None:
-        raise _no_attribute_model(holder.name, holder.alias)
-    limits = UploadLimits.from_settings(settings)
-    upload = await read_single_upload(request, "file", limits)
-    image = await run_in_threadpool(decode_upload, upload, limits)
+        raise no_model_error(holder)
+    image = await read_photo(request, UploadLimits.from_settings(settings))
     probs = await run_in_threadpool(model.predict_images, [image])
     top = k or min(settings.top_k, 3)
     return AttributesResponse(
@@ -122,9 +121,7 @@ async def similar(
         raise ApiError(
             503, "no_index", f"Similar search is unavailable: {search.unavailable_reason}."
         )
-    limits = UploadLimits.from_settings(settings)
-    upload = await read_single_upload(request, "file", limits)
-    image = await run_in_threadpool(decode_upload, upload, limits)
+    image = await read_photo(request, UploadLimits.from_settings(settings))
     matches = await run_in_threadpool(state.query, image, k or settings.top_k)
     return SimilarResponse(
         matches=[
@@ -263,12 +260,3 @@ def _str(value: Any) -> str | None:
 
 def _missing_photo() -> ApiError:
     return ApiError(422, "missing_file", "No photo was sent: upload it as form field 'file'.")
-
-
-def _no_attribute_model(name: str, alias: str) -> ApiError:
-    return ApiError(
-        503,
-        "no_model",
-        f"No version of {name} holds the @{alias} alias yet, or it is still loading; "
-        "retry shortly.",
-    )

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from baghunter.config import Settings
-from baghunter.serving.holder import AliasFollower
+from baghunter.serving.holder import AliasFollower, Refresher
 from baghunter.serving.metrics import ServiceMetrics
 
 if TYPE_CHECKING:
@@ -72,42 +72,20 @@ class SearchState:
         return self.index.query(vector, k)
 
 
-class SimilarSearch:
+class SimilarSearch(Refresher):
     """Keeps the query embedder and the newest saved index of its space in service."""
 
     def __init__(self, settings: Settings) -> None:
+        super().__init__(settings.poll_interval_s, "baghunter-similar-index")
         self.settings = settings
         self._current: SearchState | None = None
         self._embedder: Embedder | None = None
         self.unavailable_reason = "the similar-product index is still loading"
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._thread: threading.Thread | None = None
 
     @property
     def current(self) -> SearchState | None:
         return self._current
-
-    def start(self) -> None:
-        if self._thread is not None:
-            return
-        self._stop.clear()
-        self._thread = threading.Thread(
-            target=self._poll_forever, name="baghunter-similar-index", daemon=True
-        )
-        self._thread.start()
-
-    def stop(self, timeout_s: float = 30.0) -> None:
-        self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=timeout_s)
-            self._thread = None
-
-    def _poll_forever(self) -> None:
-        while True:
-            self.refresh()
-            if self._stop.wait(self.settings.poll_interval_s):
-                return
 
     def refresh(self) -> bool:
         """Load the index if it is new or was rebuilt; True if swapped. Never raises."""

@@ -35,7 +35,7 @@ from baghunter.serving.images import (
     UploadLimits,
     decode_upload,
     read_batch_uploads,
-    read_single_upload,
+    read_photo,
 )
 from baghunter.serving.schemas import (
     BatchItem,
@@ -114,9 +114,7 @@ async def predict(
     k: TopK = None,
 ) -> PredictResponse:
     started = time.perf_counter()
-    limits = UploadLimits.from_settings(settings)
-    upload = await read_single_upload(request, "file", limits)
-    image = await run_in_threadpool(decode_upload, upload, limits)
+    image = await read_photo(request, UploadLimits.from_settings(settings))
     probs = await _score(batcher, served, image)
     return PredictResponse(
         predictions=served.top_brands(probs, k or settings.top_k),

@@ -39,7 +39,7 @@ from typing import Any, Literal
 import numpy as np
 
 from baghunter.config import Settings
-from baghunter.images.phash import HEX_DIGITS, near_duplicate_groups
+from baghunter.images.phash import UnionFind, near_duplicate_groups, parse_hashes
 from baghunter.similar.index import EmptyIndexError, SimilarIndex, default_index_dir
 from baghunter.store.base import CatalogStore
 
@@ -111,7 +111,7 @@ def group_images(
     if len(set(shas)) != len(shas):
         raise ValueError("image hashes must be distinct")
     position = {sha: i for i, sha in enumerate(shas)}
-    links = _Links(len(shas))
+    links = UnionFind(len(shas))
 
     phash_links = 0
     if rules.phash_max_distance is not None and shas:
@@ -124,7 +124,7 @@ def group_images(
 
     embedding_links = 0
     if rules.min_cosine is not None and index is not None and len(index) > 1:
-        words = phash_words(phashes)
+        words = parse_hashes(phashes)
         scores, rows = index.self_neighbours(min(rules.neighbours, len(index) - 1))
         left, slot = np.nonzero(scores >= rules.min_cosine)
         right = rows[left, slot]
@@ -231,33 +231,3 @@ def _catalog_index(store: CatalogStore, settings: Settings) -> SimilarIndex | No
     except EmptyIndexError:
         logger.warning("no embeddings in %s yet: grouping by perceptual hash only", space)
         return None
-
-
-def phash_words(phashes: Sequence[str]) -> np.ndarray:
-    """Hex pHashes as ``(n, 4)`` uint64 words (for vectorized Hamming distances)."""
-    for value in phashes:
-        if len(value) != HEX_DIGITS:
-            raise ValueError(f"not a {HEX_DIGITS}-digit hex hash: {value!r}")
-    raw = np.frombuffer(bytes.fromhex("".join(phashes)), dtype=">u8").astype(np.uint64)
-    return raw.reshape(len(phashes), HEX_DIGITS // 16)
-
-
-class _Links:
-    """Union-find over ``0..n-1``; :meth:`union` says whether it joined two groups."""
-
-    def __init__(self, size: int) -> None:
-        self._parent = list(range(size))
-
-    def find(self, item: int) -> int:
-        parent = self._parent
-        while parent[item] != item:
-            parent[item] = parent[parent[item]]
-            item = parent[item]
-        return item
-
-    def union(self, a: int, b: int) -> bool:
-        root_a, root_b = self.find(a), self.find(b)
-        if root_a == root_b:
-            return False
-        self._parent[max(root_a, root_b)] = min(root_a, root_b)
-        return True

@@ -85,6 +85,14 @@ def product_service(
             60,
             "the attribute champion",
         )
+        service.wait_until(
+            lambda: service.client.post(
+                "/v1/similar", files={"file": ("p.jpg", photo_bytes, "image/jpeg")}
+            ).status_code
+            == 200,
+            60,
+            "the similar-product index",
+        )
         yield service, images / f"{first['id']}.jpg", first
 
 
