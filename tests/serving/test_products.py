@@ -86,10 +86,12 @@ def product_service(
             "the attribute champion",
         )
         service.wait_until(
-            lambda: service.client.post(
-                "/v1/similar", files={"file": ("p.jpg", photo_bytes, "image/jpeg")}
-            ).status_code
-            == 200,
+            lambda: (
+                service.client.post(
+                    "/v1/similar", files={"file": ("p.jpg", photo_bytes, "image/jpeg")}
+                ).status_code
+                == 200
+            ),
             60,
             "the similar-product index",
         )
