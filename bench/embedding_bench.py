@@ -7,7 +7,10 @@ probe per attribute, trained on 80% of the photos and scored on the rest, measur
 of each attribute the features carry. Throughput is measured per input size.
 
     python bench/embedding_bench.py --csv styles.csv --images images/ \
-        --weights vgg16_notop.weights.h5 --n 3000 --sizes 64 96
+        --weights vgg16_notop.weights.h5 --n 3000 --sizes 64 96 [--features HOME/features]
+
+With ``--features``, it also times loading every vector space stored there (what the
+similar index build and the attribute training read).
 """
 
 from __future__ import annotations
@@ -50,6 +53,20 @@ def probe(features: np.ndarray, labels: np.ndarray, train: np.ndarray) -> float:
     return float((model.predict(x[test]) == labels[test]).mean())
 
 
+def time_loads(root: Path) -> None:
+    from baghunter.embeddings.vectors import VectorStore
+
+    for space in sorted(p.name for p in root.iterdir() if (p / "shard-000001.npz").is_file()):
+        store = VectorStore(root, space)
+        started = time.perf_counter()
+        shas, matrix = store.load()
+        seconds = time.perf_counter() - started
+        print(
+            f"{space}: {len(shas)} vectors x {matrix.shape[1]} in {store.shard_count} shards, "
+            f"{matrix.nbytes / 1e6:.0f} MB, loaded in {seconds:.2f} s"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--csv", type=Path, required=True)
@@ -57,7 +74,10 @@ def main() -> None:
     parser.add_argument("--weights", required=True)
     parser.add_argument("--n", type=int, default=3000)
     parser.add_argument("--sizes", type=int, nargs="+", default=[64])
+    parser.add_argument("--features", type=Path, help="a data home's features/ folder")
     args = parser.parse_args()
+    if args.features is not None:
+        time_loads(args.features)
 
     with args.csv.open(newline="") as handle:
         rows = [r for r in csv.DictReader(handle) if (args.images / f"{r['id']}.jpg").is_file()]

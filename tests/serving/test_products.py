@@ -2,13 +2,15 @@
 
 A generated styles.csv catalog is ingested, embedded, indexed and used to train a real
 attribute model (from-scratch backbone at 32 px, so it takes seconds); the service then
-serves it next to the colour brand classifier of the shared registry.
+serves it next to the colour brand classifier of the shared registry. With
+``BAGHUNTER_SCREENSHOT=1`` the page, showing every panel, is saved for the README.
 """
 
 from __future__ import annotations
 
 import csv
 import json
+import os
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -20,6 +22,7 @@ from baghunter import registry
 from baghunter.cli import app
 from baghunter.config import Settings, get_settings
 from baghunter.sample.styles import write_styles_catalog
+from tests.conftest import REPO
 from tests.serving.conftest import Service, assert_error, running_service
 from tests.serving.test_upload_page import page  # noqa: F401  (the Chromium page fixture)
 
@@ -131,6 +134,9 @@ def test_panels_show_attributes_similar_products_and_a_listing_check(
     page.click("#audit-form button")
     expect(page.locator("#audit-result .verdict")).to_contain_text("agrees with the listing")
     expect(page.locator("#audit-result")).to_contain_text("Values no model knows: brand")
+    if os.environ.get("BAGHUNTER_SCREENSHOT") == "1":  # the README's picture of the page
+        page.wait_for_timeout(500)  # let the bars finish their width transition
+        page.screenshot(path=str(REPO / "docs" / "img" / "upload-page.png"), full_page=True)
 
 
 def _sha256(path: Path) -> str:

@@ -1,14 +1,12 @@
 """The upload page in a real headless Chromium, against the real service.
 
 Needs Debian's Chromium at /usr/bin/chromium and the ``playwright`` Python package (its
-own browser download is not used). With ``BAGHUNTER_SCREENSHOT=1`` the page, showing a
-result, is saved to ``docs/img/upload-page.png`` for the README.
+own browser download is not used).
 """
 
 from __future__ import annotations
 
 import base64
-import os
 import re
 import shutil
 from collections.abc import Iterator
@@ -18,7 +16,6 @@ from typing import Any
 import pytest
 
 from baghunter import registry
-from tests.conftest import REPO
 from tests.serving.conftest import COLOURS, Service, product_photo
 
 pytestmark = pytest.mark.browser
@@ -34,7 +31,6 @@ CHROMIUM_ARGS = [
     "--disable-quic",
     "--no-first-run",
 ]
-SCREENSHOT = REPO / "docs" / "img" / "upload-page.png"
 PERCENT = re.compile(r"^\d{1,3}\.\d%$")
 TIMEOUT_MS = 30_000
 
@@ -78,10 +74,6 @@ def test_upload_shows_the_top_brands(
     expect(page.locator("#results .bar")).to_have_count(3)
     expect(page.locator("#preview")).to_be_visible()
     expect(page.locator("#error")).to_be_hidden()
-    if os.environ.get("BAGHUNTER_SCREENSHOT") == "1":
-        SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
-        page.wait_for_timeout(500)  # let the bars finish their width transition
-        page.screenshot(path=str(SCREENSHOT), full_page=True)
 
 
 def test_dropped_photo_is_scored(page: Any, service: Service) -> None:
