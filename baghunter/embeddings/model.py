@@ -23,7 +23,12 @@ from keras import layers
 
 from baghunter.config import Settings
 from baghunter.training.backbones import build_backbone, preprocess_layer, validate_weights
-from baghunter.training.data import RESIZE_ANTIALIAS, RESIZE_INTERPOLATION, path_dataset
+from baghunter.training.data import (
+    RESIZE_ANTIALIAS,
+    RESIZE_INTERPOLATION,
+    path_dataset,
+    resize_uint8,
+)
 from baghunter.training.features import backbone_id
 
 logger = logging.getLogger(__name__)
@@ -119,7 +124,10 @@ class Embedder:
         size = self.spec.image_size
         out = []
         for start in range(0, len(images), batch_size):
-            chunk = [_resized(image, size) for image in images[start : start + batch_size]]
+            chunk = [
+                np.asarray(resize_uint8(image, size))
+                for image in images[start : start + batch_size]
+            ]
             out.append(np.asarray(self.model.predict_on_batch(np.stack(chunk)), np.float32))
         return np.concatenate(out)
 
@@ -140,9 +148,3 @@ class Embedder:
             out.append(vectors)
             start += len(vectors)
         return np.concatenate(out) if out else np.zeros((0, self.dim), dtype=np.float32)
-
-
-def _resized(image: np.ndarray, size: int) -> np.ndarray:
-    from baghunter.training.data import resize_uint8
-
-    return np.asarray(resize_uint8(image, size))

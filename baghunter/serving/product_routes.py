@@ -35,7 +35,7 @@ from baghunter.serving.images import (
     read_form,
     read_photo,
 )
-from baghunter.serving.routes import _ERRORS, _SINGLE_UPLOAD_BODY, _ms_since, _score
+from baghunter.serving.routes import ERROR_RESPONSES, SINGLE_UPLOAD_BODY, ms_since, score_in_batch
 from baghunter.serving.schemas import (
     AttributeModelSummary,
     AttributesResponse,
@@ -80,8 +80,8 @@ TopK = Annotated[int | None, Query(ge=1, le=100, description="Results (default: 
 @product_router.post(
     "/attributes",
     response_model=AttributesResponse,
-    responses=_ERRORS,
-    openapi_extra=_SINGLE_UPLOAD_BODY,
+    responses=ERROR_RESPONSES,
+    openapi_extra=SINGLE_UPLOAD_BODY,
     summary="Predict a product photo's attributes (type, colour, gender, usage...)",
 )
 async def attributes(
@@ -101,15 +101,15 @@ async def attributes(
         model=AttributeModelSummary(
             name=model.name, version=_str(model.version), space=model.space
         ),
-        latency_ms=_ms_since(started),
+        latency_ms=ms_since(started),
     )
 
 
 @product_router.post(
     "/similar",
     response_model=SimilarResponse,
-    responses=_ERRORS,
-    openapi_extra=_SINGLE_UPLOAD_BODY,
+    responses=ERROR_RESPONSES,
+    openapi_extra=SINGLE_UPLOAD_BODY,
     summary="Find the catalog products that look most like a photo",
 )
 async def similar(
@@ -140,14 +140,14 @@ async def similar(
         space=state.index.space,
         index_size=len(state.index),
         engine=state.index.engine,
-        latency_ms=_ms_since(started),
+        latency_ms=ms_since(started),
     )
 
 
 @product_router.post(
     "/audit",
     response_model=AuditResponse,
-    responses=_ERRORS,
+    responses=ERROR_RESPONSES,
     openapi_extra=_AUDIT_BODY,
     summary="Check a listing's claims (brand, attributes) against its photo",
 )
@@ -193,7 +193,7 @@ async def audit(
     predictions: dict[str, tuple[list[str], np.ndarray]] = {}
     models: dict[str, str] = {}
     if brand_model is not None and "brand" in claims:
-        probs = await _score(batcher, brand_model, image)
+        probs = await score_in_batch(batcher, brand_model, image)
         predictions["brand"] = (brand_model.classes, probs)
         models[brand_model.details.name] = brand_model.version
     if attribute_model is not None:
@@ -219,7 +219,7 @@ async def audit(
             "min_confidence": thresholds.min_confidence,
             "max_claimed_probability": thresholds.max_claimed_probability,
         },
-        latency_ms=_ms_since(started),
+        latency_ms=ms_since(started),
     )
 
 

@@ -53,7 +53,7 @@ MAX_BATCH_FILES = 32
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
-_SINGLE_UPLOAD_BODY: dict[str, Any] = {
+SINGLE_UPLOAD_BODY: dict[str, Any] = {
     "requestBody": {
         "required": True,
         "content": {
@@ -86,7 +86,7 @@ _BATCH_UPLOAD_BODY: dict[str, Any] = {
         },
     }
 }
-_ERRORS: dict[int | str, dict[str, Any]] = {
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": ErrorBody} for status in (400, 401, 413, 415, 422, 500, 503)
 }
 
@@ -102,8 +102,8 @@ ops_router = APIRouter(tags=["operations"])
 @api_router.post(
     "/predict",
     response_model=PredictResponse,
-    responses=_ERRORS,
-    openapi_extra=_SINGLE_UPLOAD_BODY,
+    responses=ERROR_RESPONSES,
+    openapi_extra=SINGLE_UPLOAD_BODY,
     summary="Recognize the brand of one product photo",
 )
 async def predict(
@@ -115,18 +115,18 @@ async def predict(
 ) -> PredictResponse:
     started = time.perf_counter()
     image = await read_photo(request, UploadLimits.from_settings(settings))
-    probs = await _score(batcher, served, image)
+    probs = await score_in_batch(batcher, served, image)
     return PredictResponse(
         predictions=served.top_brands(probs, k or settings.top_k),
         model=served.summary,
-        latency_ms=_ms_since(started),
+        latency_ms=ms_since(started),
     )
 
 
 @api_router.post(
     "/predict/batch",
     response_model=BatchResponse,
-    responses=_ERRORS,
+    responses=ERROR_RESPONSES,
     openapi_extra=_BATCH_UPLOAD_BODY,
     summary="Recognize the brands of several photos (one result per file)",
 )
@@ -145,7 +145,7 @@ async def predict_batch(
         # One bad file must not sink the others: its error becomes its own result.
         try:
             image = await run_in_threadpool(decode_upload, upload, limits)
-            probs = await _score(batcher, served, image)
+            probs = await score_in_batch(batcher, served, image)
         except ApiError as exc:
             return BatchItem(filename=upload.filename, error=exc.body())
         return BatchItem(
@@ -154,16 +154,18 @@ async def predict_batch(
 
     # Submitted together, the images land in the same micro-batches.
     results = await asyncio.gather(*(score_one(upload) for upload in uploads))
-    return BatchResponse(results=results, model=served.summary, latency_ms=_ms_since(started))
+    return BatchResponse(results=results, model=served.summary, latency_ms=ms_since(started))
 
 
-@api_router.get("/model", response_model=ModelDetails, responses=_ERRORS)
+@api_router.get("/model", response_model=ModelDetails, responses=ERROR_RESPONSES)
 async def model_details(served: ServedModelDep) -> ModelDetails:
     """The served model's version, classes, dataset version and test metrics."""
     return served.details
 
 
-async def _score(batcher: MicroBatcher, served: ServedModel, image: np.ndarray) -> np.ndarray:
+async def score_in_batch(
+    batcher: MicroBatcher, served: ServedModel, image: np.ndarray
+) -> np.ndarray:
     try:
         return await batcher.predict(served, image)
     except PredictionFailed as exc:
@@ -175,7 +177,7 @@ async def _score(batcher: MicroBatcher, served: ServedModel, image: np.ndarray) 
         raise ApiError(503, "shutting_down", "The service is shutting down; retry.") from exc
 
 
-def _ms_since(started: float) -> float:
+def ms_since(started: float) -> float:
     return round((time.perf_counter() - started) * 1000, 2)
 
 
