@@ -3,9 +3,9 @@
 Resize, the backbone's own preprocessing, the frozen backbone, then *multi-scale* pooling:
 the global average of each of the last three conv blocks, concatenated (256 + 512 + 512 =
 1280 values for VGG16). The last block alone says what the object is but has pooled away
-most of its colour and texture; earlier blocks keep them. On 4,000 real catalog photos a
-linear probe on the three blocks beat the last block alone by 9 points on article type,
-10 on base colour and 7 on gender (docs/benchmarks.md, "Attributes"), at no extra
+most of its colour and texture; earlier blocks keep them. On 3,000 real catalog photos a
+linear probe on the three blocks beat the last block alone by 10 points on article type,
+11 on base colour and 6 on gender (docs/benchmarks.md, "Shared embeddings"), at no extra
 backbone cost. Its :attr:`Embedder.space` names the vector space in the
 :class:`VectorStore`: the backbone id plus the pooling scheme.
 """
