@@ -521,6 +521,9 @@ def demo(
     seed: int = 7,
     retrain: Annotated[bool, typer.Option(help="Train even if the champion is current.")] = False,
     port: Annotated[int, typer.Option(help="Port of the sample catalog on 127.0.0.1")] = 8765,
+    holdout_per_brand: Annotated[
+        int, typer.Option(min=1, max=50, help="Unseen photos per brand asked at the end")
+    ] = 3,
     as_json: JsonFlag = False,
 ) -> None:
     """The whole pipeline on the sample catalog: ingest → train → promote → predict."""
@@ -530,7 +533,14 @@ def demo(
     settings = get_settings()
     catalog = SampleCatalog(seed=seed, brands=brands, per_brand=per_brand)
     try:
-        result = run_demo(settings, catalog, err, port=port, retrain=retrain)
+        result = run_demo(
+            settings,
+            catalog,
+            err,
+            port=port,
+            retrain=retrain,
+            holdout_per_brand=holdout_per_brand,
+        )
     except (RuntimeError, FileNotFoundError, OSError) as exc:  # OSError: port taken
         err.print(f"[red]demo failed:[/red] {exc}")
         raise typer.Exit(1) from exc

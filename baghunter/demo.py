@@ -68,7 +68,10 @@ class DemoResult:
     trained: bool = False
     champion_version: int | None = None
     test_accuracy: float | None = None
+    test_count: int | None = None  # photos in the champion's test split
     holdout_accuracy: float | None = None
+    holdout_correct: int = 0
+    holdout_count: int = 0
     predictions: list[dict[str, Any]] = field(default_factory=list)
     embedded: dict[str, Any] = field(default_factory=dict)  # this run's embedding report
     attribute_champion_version: int | None = None
@@ -180,6 +183,7 @@ def run_demo(
     *,
     port: int = 8765,
     retrain: bool = False,
+    holdout_per_brand: int = 3,
 ) -> DemoResult:
     from baghunter import registry
     from baghunter.catalog.stats import catalog_stats
@@ -236,6 +240,8 @@ def run_demo(
         raise RuntimeError("training finished without a champion")
     result.champion_version = int(champion["version"])
     result.test_accuracy = champion.get("metrics", {}).get("test_accuracy")
+    test_count = champion.get("metrics", {}).get("test_count")
+    result.test_count = int(test_count) if test_count is not None else None
 
     console.rule("[bold]4/6 · image_features (Airflow)")
     features = embedding_conf(conf)
@@ -262,9 +268,10 @@ def run_demo(
     result.audit = _audit_summary(settings)
 
     console.rule("[bold]6/6 · the champions on photos the catalog never had")
-    result.predictions = _predict_holdout(settings, catalog, features)
-    correct = [p["brand"] == p["predicted"] for p in result.predictions]
-    result.holdout_accuracy = sum(correct) / len(correct)
+    result.predictions = _predict_holdout(settings, catalog, features, holdout_per_brand)
+    result.holdout_correct = sum(p["brand"] == p["predicted"] for p in result.predictions)
+    result.holdout_count = len(result.predictions)
+    result.holdout_accuracy = result.holdout_correct / result.holdout_count
     return result
 
 
@@ -307,7 +314,7 @@ def _current_dataset_version(settings: Settings, brands: int) -> str:
 
 
 def _predict_holdout(
-    settings: Settings, catalog: SampleCatalog, features: dict[str, Any]
+    settings: Settings, catalog: SampleCatalog, features: dict[str, Any], per_brand: int
 ) -> list[dict[str, Any]]:
     """Brand, attributes and the most similar catalog product of each unseen photo."""
     import io
@@ -327,7 +334,7 @@ def _predict_holdout(
     )
     embedder = Embedder(EmbedderSpec(**features))
     index = SimilarIndex.load(default_index_dir(settings, embedder.space))
-    holdout = catalog.holdout_images(n_per_brand=3)
+    holdout = catalog.holdout_images(n_per_brand=per_brand)
     images = [np.asarray(Image.open(io.BytesIO(jpeg)).convert("RGB")) for _, jpeg in holdout]
     probs = predict_proba(loaded.model, images)
     attribute_probs = attributes.predict_images(images)
@@ -370,7 +377,7 @@ def print_summary(result: DemoResult, settings: Settings, console: Console) -> N
         f"{settings.model_name} v{result.champion_version}, test accuracy {accuracy}"
         + ("" if result.trained else " (reused)"),
     )
-    table.add_row("unseen photos", f"{result.holdout_accuracy:.0%} recognised")
+    table.add_row("unseen photos", f"{result.holdout_correct} of {result.holdout_count} recognised")
     embedded = result.embedded
     if embedded:
         table.add_row(

@@ -71,21 +71,9 @@ def ensure_vectors(
     progress: Callable[[int, int], None] | None = None,
 ) -> int:
     """Embed the rows' images that have no vector in the embedder's space; returns how many."""
-    from baghunter.embeddings.pipeline import vector_store
+    from baghunter.embeddings.pipeline import embed_missing
 
-    vectors = vector_store(settings, embedder.space)
-    paths = {r.sha256: r.path for r in rows}
-    todo = vectors.missing(paths)
-    if todo:
-        log.info("embedding %d images missing from %s", len(todo), embedder.space)
-
-        def report(start: int, batch: Any) -> None:
-            if progress is not None:
-                progress(start + len(batch), len(todo))
-
-        batch_size = settings.embed_batch_size
-        vectors.add(todo, embedder.embed_files([paths[s] for s in todo], batch_size, report))
-    return len(todo)
+    return embed_missing(embedder, settings, {r.sha256: str(r.path) for r in rows}, progress)
 
 
 def load_vectors(rows: list[AttributeRow], space: str, settings: Settings) -> np.ndarray:

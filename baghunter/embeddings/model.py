@@ -12,9 +12,14 @@ backbone cost. Its :attr:`Embedder.space` names the vector space in the
 
 from __future__ import annotations
 
+import json
 import logging
+import os
+import shutil
+import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -29,7 +34,7 @@ from baghunter.training.data import (
     path_dataset,
     resize_uint8,
 )
-from baghunter.training.features import backbone_id
+from baghunter.training.features import backbone_id, weights_source
 
 logger = logging.getLogger(__name__)
 
@@ -37,6 +42,36 @@ logger = logging.getLogger(__name__)
 POOLING = "gap3"
 _TAPPED_BLOCKS = 3
 _RANDOM_INIT_SEED = 1234
+# The embedder a vector space was made with, kept in the space's folder.
+EMBEDDER_META = "embedder.json"
+EMBEDDER_WEIGHTS = "embedder.weights.h5"
+
+
+def seeded_initialisation(model: keras.Model, seed: int) -> None:
+    """Give every kernel He-normal values from ``seed`` alone (biases 0, scales 1).
+
+    Keras' own initialisers draw from a random state that depends on what the process
+    (and thread) did before, so two builds of an untrained backbone in one service could
+    differ; these values depend on nothing but the seed and the architecture.
+    """
+    rng = np.random.default_rng(seed)
+    for variable in model.weights:
+        shape = tuple(variable.shape)
+        if len(shape) >= 2:
+            # Keras' he_normal: a normal truncated at two standard deviations, rescaled
+            # so the kept values still have variance 2 / fan_in.
+            fan_in = int(np.prod(shape[:-1]))
+            value = rng.normal(size=shape)
+            outside = np.abs(value) > 2
+            while outside.any():
+                value[outside] = rng.normal(size=int(outside.sum()))
+                outside = np.abs(value) > 2
+            value *= np.sqrt(2.0 / fan_in) / 0.87962566103423978
+        elif variable.path.endswith(("gamma", "moving_variance")):
+            value = np.ones(shape)
+        else:
+            value = np.zeros(shape)
+        variable.assign(value.astype(variable.dtype))
 
 
 def pooled_blocks(backbone: keras.Model) -> list[str]:
@@ -86,14 +121,23 @@ class EmbedderSpec:
 class Embedder:
     """A built embedding model and the id of the vector space it produces."""
 
-    def __init__(self, spec: EmbedderSpec) -> None:
-        spec.validate()
+    def __init__(self, spec: EmbedderSpec, *, weights_file: Path | None = None) -> None:
+        """Build the embedder ``spec`` describes.
+
+        ``weights_file`` holds the whole embedder's weights as :meth:`save` wrote them:
+        the architecture is built without weights and these are loaded instead, so a
+        space whose weights were downloaded, read from a file that has since moved, or
+        drawn at random is rebuilt exactly, with no download and no randomness.
+        """
+        if weights_file is None:
+            spec.validate()
         self.spec = spec
-        if spec.weights == "none":
+        build_weights = "none" if weights_file is not None else spec.weights
+        backbone = build_backbone(spec.backbone, build_weights, spec.image_size)
+        if build_weights == "none" and weights_file is None:
             # A random backbone is only a reusable space if every build draws the same
-            # weights: seed it, so the next run's space id matches and its vectors count.
-            keras.utils.set_random_seed(_RANDOM_INIT_SEED)
-        backbone = build_backbone(spec.backbone, spec.weights, spec.image_size)
+            # weights, whatever Keras' global random state is in this thread.
+            seeded_initialisation(backbone, _RANDOM_INIT_SEED)
         backbone.trainable = False
         images = keras.Input(shape=(None, None, 3), dtype="uint8", name="image")
         pixels = layers.Resizing(
@@ -108,14 +152,78 @@ class Embedder:
             [backbone.get_layer(name).output for name in pooled_blocks(backbone)],
             name=f"{backbone.name}_taps",
         )
+        # Kept for models built on this embedder (the brand classifier reuses its layers).
+        self.backbone = backbone
+        self.taps = taps
         maps = taps(preprocess_layer(spec.backbone)(pixels))
         pooled = layers.Concatenate(name="pooled")(
             [layers.GlobalAveragePooling2D(name=f"pool{i}")(m) for i, m in enumerate(maps)]
         )
         self.model = keras.Model(images, pooled, name=f"embedder_{spec.backbone}")
+        if weights_file is not None:
+            self.model.load_weights(weights_file)
         base_id = backbone_id(spec.backbone, spec.weights, backbone, spec.image_size)
         self.space = f"{base_id}-{POOLING}"
         self.dim = int(self.model.output_shape[-1])
+
+    # --- persistence: a vector space keeps the model that made it ------------------------
+    def save(self, directory: Path) -> None:
+        """Keep this embedder beside its vectors (once; an existing copy is left alone).
+
+        Whoever embeds a query into the space later (the service, a batch job on another
+        machine) loads exactly this model with :meth:`load`, rather than rebuilding it
+        from settings that may name other weights, need a download, or draw other
+        random numbers.
+        """
+        directory = Path(directory)
+        if (directory / EMBEDDER_META).is_file():
+            return
+        directory.mkdir(parents=True, exist_ok=True)
+        staging = Path(tempfile.mkdtemp(prefix=".embedder-", dir=directory))
+        try:
+            self.model.save_weights(staging / EMBEDDER_WEIGHTS)
+            meta = {
+                "space": self.space,
+                "backbone": self.spec.backbone,
+                "weights": self.spec.weights,
+                "image_size": self.spec.image_size,
+            }
+            (staging / EMBEDDER_META).write_text(json.dumps(meta, indent=2))
+            # Weights first, the metadata last: its presence marks a complete copy.
+            os.replace(staging / EMBEDDER_WEIGHTS, directory / EMBEDDER_WEIGHTS)
+            os.replace(staging / EMBEDDER_META, directory / EMBEDDER_META)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+
+    @property
+    def block_dims(self) -> list[int]:
+        """Width of each pooled block in the vector, earliest block first."""
+        return [int(shape[-1]) for shape in self.taps.output_shape]
+
+    @classmethod
+    def load(cls, directory: Path, *, verify: bool = True) -> Embedder:
+        """The embedder saved with a vector space; checked to produce that very space.
+
+        ``verify=False`` skips the check, for a copy built under another dtype policy
+        (mixed-precision fine-tuning starts from these weights but is another space).
+        """
+        directory = Path(directory)
+        meta_path = directory / EMBEDDER_META
+        if not meta_path.is_file():
+            raise FileNotFoundError(f"no embedding model is stored with the space at {directory}")
+        meta = json.loads(meta_path.read_text())
+        spec = EmbedderSpec(
+            backbone=str(meta["backbone"]),
+            weights=str(meta["weights"]),
+            image_size=int(meta["image_size"]),
+        )
+        embedder = cls(spec, weights_file=directory / EMBEDDER_WEIGHTS)
+        if verify and embedder.space != meta["space"]:
+            raise ValueError(
+                f"the embedding model stored at {directory} computes space {embedder.space}, "
+                f"not {meta['space']}: the stored copy is damaged"
+            )
+        return embedder
 
     def embed_arrays(self, images: Sequence[np.ndarray], batch_size: int = 64) -> np.ndarray:
         """Embed decoded RGB ``uint8`` images of any sizes (each resized here first)."""
@@ -148,3 +256,30 @@ class Embedder:
             out.append(vectors)
             start += len(vectors)
         return np.concatenate(out) if out else np.zeros((0, self.dim), dtype=np.float32)
+
+
+def embedder_of_space(settings: Settings, space: str) -> Embedder:
+    """The model that made the vector space ``space``, to embed queries into it.
+
+    It is the copy stored with the space's vectors. A space embedded before embedders
+    were stored is served by the configured embedder only when that names the same
+    backbone and source of weights (so it needs no download the space did not) and
+    really computes the space.
+    """
+    stored = settings.features_dir / space
+    if (stored / EMBEDDER_META).is_file():
+        return Embedder.load(stored)
+    spec = EmbedderSpec.from_settings(settings)
+    if not space.startswith(f"{spec.backbone}-{weights_source(spec.weights)}-"):
+        raise ValueError(
+            f"no embedding model is stored with space {space}, and the configured one "
+            f"({spec.backbone}, weights {spec.weights}) is another; run `baghunter embed` "
+            "with the weights that made it to store it"
+        )
+    embedder = Embedder(spec)
+    if embedder.space != space:
+        raise ValueError(
+            f"no embedding model is stored with space {space}, and the configured one "
+            f"computes {embedder.space} instead"
+        )
+    return embedder

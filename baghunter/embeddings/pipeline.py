@@ -53,6 +53,39 @@ def catalog_image_paths(store: CatalogStore, images_dir: Path) -> dict[str, str]
     return paths
 
 
+def embed_missing(
+    embedder: Embedder,
+    settings: Settings,
+    paths: dict[str, str],
+    progress: Callable[[int, int], None] | None = None,
+) -> int:
+    """Embed the images of ``paths`` (``sha256 -> file``) that have no vector in the space.
+
+    Vectors are stored a chunk at a time and the embedder is kept beside them, so anyone
+    can embed queries into the space later with exactly this model. Returns how many
+    images were embedded.
+    """
+    vectors = vector_store(settings, embedder.space)
+    todo = vectors.missing(paths)
+    if todo:
+        logger.info("embedding %d of %d images into %s", len(todo), len(paths), embedder.space)
+        embedder.save(vectors.directory)
+    done = 0
+    for start in range(0, len(todo), CHUNK):
+        chunk = todo[start : start + CHUNK]
+
+        def report(offset: int, batch: Any, base: int = done) -> None:
+            if progress is not None:
+                progress(base + offset + len(batch), len(todo))
+
+        batch_size = settings.embed_batch_size
+        vectors.add(chunk, embedder.embed_files([paths[sha] for sha in chunk], batch_size, report))
+        done += len(chunk)
+    if vectors.shard_count > MAX_SHARDS:
+        vectors.compact()
+    return len(todo)
+
+
 def embed_catalog(
     store: CatalogStore,
     settings: Settings,
@@ -68,30 +101,14 @@ def embed_catalog(
     """
     started = time.perf_counter()
     embedder = embedder or Embedder(spec or EmbedderSpec.from_settings(settings))
-    vectors = vector_store(settings, embedder.space)
     paths = catalog_image_paths(store, settings.images_dir)
-    todo = vectors.missing(paths)
-    logger.info("embedding %d of %d images into %s", len(todo), len(paths), embedder.space)
-    batch_size = settings.embed_batch_size
-    done = 0
-    for start in range(0, len(todo), CHUNK):
-        chunk = todo[start : start + CHUNK]
-
-        def report(offset: int, batch: Any, base: int = done) -> None:
-            if progress is not None:
-                progress(base + offset + len(batch), len(todo))
-
-        matrix = embedder.embed_files([paths[sha] for sha in chunk], batch_size, report)
-        vectors.add(chunk, matrix)
-        done += len(chunk)
-    if vectors.shard_count > MAX_SHARDS:
-        vectors.compact()
+    computed = embed_missing(embedder, settings, paths, progress)
     result = EmbedReport(
         space=embedder.space,
         images=len(paths),
-        computed=len(todo),
-        reused=len(paths) - len(todo),
-        vectors=len(vectors),
+        computed=computed,
+        reused=len(paths) - computed,
+        vectors=len(vector_store(settings, embedder.space)),
         seconds=round(time.perf_counter() - started, 3),
     )
     logger.info("embedding done: %s", result)

@@ -6,10 +6,11 @@ of truth without a restart:
 * :class:`AttributeHolder` follows ``<attribute_model_name>@<model_alias>`` in the
   registry, with the same pinning and swap protocol as the brand model
   (:class:`~baghunter.serving.holder.AliasFollower`).
-* :class:`SimilarSearch` holds the query embedder and the similar-product index of its
-  embedding space. The index is rebuilt by the ``image_features`` DAG; the search checks
-  the index's marker file every ``poll_interval_s`` and swaps a rebuilt index in the same
-  way (load fully, then one reference assignment), so requests never see half an index.
+* :class:`SimilarSearch` holds the newest similar-product index and the query embedder
+  of that index's embedding space. The index is rebuilt by the ``image_features`` DAG;
+  the search checks the indexes' marker files every ``poll_interval_s`` and swaps a
+  rebuilt index in the same way (load fully, then one reference assignment), so
+  requests never see half an index.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -34,7 +36,7 @@ if TYPE_CHECKING:
 logger = logging.getLogger(__name__)
 
 _NO_INDEX = (
-    "no similar-product index has been built for the configured embedding space yet "
+    "no similar-product index has been built yet "
     "(run the image_features DAG or `baghunter similar build`)"
 )
 
@@ -64,6 +66,7 @@ class SearchState:
 
     embedder: Embedder
     index: SimilarIndex
+    index_dir: Path
     index_stamp: float  # mtime of the index's marker file when it was loaded
     loaded_at: str
 
@@ -72,14 +75,36 @@ class SearchState:
         return self.index.query(vector, k)
 
 
+def newest_index(root: Path) -> tuple[Path, float] | None:
+    """The most recently built complete index under ``root`` and its marker's mtime."""
+    found = []
+    for marker in root.glob("*/index.json"):
+        if marker.parent.name.startswith("."):  # an index being written or retired
+            continue
+        try:
+            found.append((marker.stat().st_mtime, marker.parent))
+        except FileNotFoundError:  # replaced between the listing and the stat
+            continue
+    if not found:
+        return None
+    stamp, directory = max(found)
+    return directory, stamp
+
+
 class SimilarSearch(Refresher):
-    """Keeps the query embedder and the newest saved index of its space in service."""
+    """Serves the newest similar-product index with the embedder of *its* space.
+
+    The index says which space its vectors live in; the query embedder is the model that
+    made that space, loaded from the space's folder (:meth:`Embedder.load`), never one
+    rebuilt from the service's own settings: those may name other weights, need a
+    download the index never needed, or (untrained backbones) draw other random numbers,
+    and a query embedded in another space matches nothing.
+    """
 
     def __init__(self, settings: Settings) -> None:
         super().__init__(settings.poll_interval_s, "baghunter-similar-index")
         self.settings = settings
         self._current: SearchState | None = None
-        self._embedder: Embedder | None = None
         self.unavailable_reason = "the similar-product index is still loading"
         self._lock = threading.Lock()
 
@@ -88,42 +113,41 @@ class SimilarSearch(Refresher):
         return self._current
 
     def refresh(self) -> bool:
-        """Load the index if it is new or was rebuilt; True if swapped. Never raises."""
-        from baghunter.similar.index import SimilarIndex, default_index_dir
+        """Load the newest index if it is new or was rebuilt; True if swapped. Never raises."""
+        from baghunter.similar.index import SimilarIndex
 
         with self._lock:
-            if self._embedder is None and not any(
-                (self.settings.features_dir / "index").glob("*/index.json")
-            ):
-                # No index of any space yet: building the embedder (VGG16: seconds, and a
-                # weights download for "imagenet") can wait until there is one.
+            newest = newest_index(self.settings.features_dir / "index")
+            if newest is None:
                 self.unavailable_reason = _NO_INDEX
                 return False
-            try:
-                embedder = self._get_embedder()
-            except Exception as exc:
-                logger.exception("cannot build the query embedder; similar search is off")
-                self.unavailable_reason = f"the query embedder cannot be built: {exc}"
-                return False
-            directory = default_index_dir(self.settings, embedder.space)
-            marker = directory / "index.json"
-            try:
-                stamp = marker.stat().st_mtime
-            except FileNotFoundError:
-                if self._current is None:
-                    self.unavailable_reason = _NO_INDEX
-                return False
+            directory, stamp = newest
             current = self._current
-            if current is not None and current.index_stamp == stamp:
+            if current is not None and (current.index_dir, current.index_stamp) == newest:
                 return False
             try:
                 index = SimilarIndex.load(directory)
-            except Exception:
+            except Exception as exc:
                 logger.exception("could not load the similar-product index at %s", directory)
+                if current is None:
+                    self.unavailable_reason = f"the similar-product index cannot be read: {exc}"
                 return False
+            if current is not None and current.embedder.space == index.space:
+                embedder = current.embedder
+            else:
+                try:
+                    embedder = self._embedder_of(index.space)
+                except Exception as exc:
+                    logger.exception("cannot build the query embedder of %s", index.space)
+                    if current is None:
+                        self.unavailable_reason = (
+                            f"the query embedder of space {index.space} cannot be built: {exc}"
+                        )
+                    return False
             self._current = SearchState(
                 embedder=embedder,
                 index=index,
+                index_dir=directory,
                 index_stamp=stamp,
                 loaded_at=datetime.now(UTC).isoformat(timespec="seconds"),
             )
@@ -132,12 +156,11 @@ class SimilarSearch(Refresher):
             )
             return True
 
-    def _get_embedder(self) -> Embedder:
-        if self._embedder is None:
-            from baghunter.embeddings.model import Embedder, EmbedderSpec
+    def _embedder_of(self, space: str) -> Embedder:
+        """The model that made ``space``, warmed up."""
+        from baghunter.embeddings.model import embedder_of_space
 
-            embedder = Embedder(EmbedderSpec.from_settings(self.settings))
-            size = embedder.spec.image_size
-            embedder.embed_arrays([np.zeros((size, size, 3), np.uint8)])  # warm-up
-            self._embedder = embedder
-        return self._embedder
+        embedder = embedder_of_space(self.settings, space)
+        size = embedder.spec.image_size
+        embedder.embed_arrays([np.zeros((size, size, 3), np.uint8)])  # warm-up
+        return embedder

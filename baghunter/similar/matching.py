@@ -129,7 +129,7 @@ def evaluate_groups(
     image is missing or unreadable are left out and counted.
     """
     from baghunter.embeddings.model import Embedder, EmbedderSpec
-    from baghunter.embeddings.pipeline import vector_store
+    from baghunter.embeddings.pipeline import embed_missing, vector_store
 
     started = time.perf_counter()
     rules = rules or DuplicateRules.from_settings(settings)
@@ -144,13 +144,8 @@ def evaluate_groups(
         by_sha.setdefault(image.sha256, image)
     shas = list(by_sha)
     embedder = embedder or Embedder(EmbedderSpec.from_settings(settings))
-    vectors = vector_store(settings, embedder.space)
-    todo = vectors.missing(shas)
-    if todo:
-        logger.info("embedding %d of %d images", len(todo), len(shas))
-        batch = settings.embed_batch_size
-        vectors.add(todo, embedder.embed_files([str(by_sha[sha].path) for sha in todo], batch))
-    _, matrix = vectors.load(shas)
+    embed_missing(embedder, settings, {sha: str(by_sha[sha].path) for sha in shas})
+    _, matrix = vector_store(settings, embedder.space).load(shas)
     index = SimilarIndex.from_arrays(
         embedder.space,
         shas,

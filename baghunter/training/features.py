@@ -46,6 +46,11 @@ def weights_fingerprint(model: keras.Model) -> str:
     return digest.hexdigest()
 
 
+def weights_source(weights: str) -> str:
+    """Where weights come from, as space ids spell it: ``imagenet``, ``none`` or ``file``."""
+    return weights if weights in ("imagenet", "none") else "file"
+
+
 def backbone_id(backbone_name: str, weights: str, backbone: keras.Model, image_size: int) -> str:
     """Cache key of a frozen backbone: readable prefix, weights fingerprint, input size.
 
@@ -54,11 +59,10 @@ def backbone_id(backbone_name: str, weights: str, backbone: keras.Model, image_s
     would have computed the same ones. The compute dtype is part of it because float16
     features differ from float32 ones.
     """
-    source = weights if weights in ("imagenet", "none") else "file"
     return "-".join(
         [
             backbone_name,
-            source,
+            weights_source(weights),
             weights_fingerprint(backbone)[:16],
             f"{image_size}px",
             backbone.compute_dtype,

@@ -104,6 +104,9 @@ class EvalReport:
             f"{prefix}accuracy": self.accuracy,
             f"{prefix}top3_accuracy": self.top3_accuracy,
             f"{prefix}macro_f1": self.macro_f1,
+            # How many photos the scores rest on: 0.9 of 10 and of 1,000 are not alike.
+            f"{prefix}count": float(self.n),
+            **{f"{prefix}{key}": float(value) for key, value in self.extra.items()},
         }
         for name, s in self.per_class.items():
             safe = "".join(ch if ch.isalnum() else "_" for ch in name)

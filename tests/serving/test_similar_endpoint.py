@@ -58,7 +58,11 @@ def catalog(
 @pytest.fixture(scope="module")
 def search_service(catalog: tuple[Settings, Path]) -> Iterator[Service]:
     settings, _ = catalog
-    with running_service(settings) as running:
+    # The service is configured for another embedder (VGG16 with ImageNet weights, which
+    # cannot be downloaded here), as after a no-weights demo: it must serve the index with
+    # the embedder stored in the index's own space, and never try a download.
+    served = settings.model_copy(update={"embed_backbone": "vgg16", "weights": "imagenet"})
+    with running_service(served) as running:
         running.wait_until(
             lambda: (
                 running.client.post(
