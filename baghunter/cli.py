@@ -379,47 +379,65 @@ def train(
     brand: BrandList = None,
     max_per_brand: MaxPerBrand = None,
     category: Categories = None,
-    backbone: Annotated[str, typer.Option(help="vgg16 (transfer learning) or scratch")] = "vgg16",
+    backbone: Annotated[
+        str | None, typer.Option(help="vgg16 (transfer learning, default) or scratch")
+    ] = None,
     weights: Annotated[
         str | None, typer.Option(help="imagenet, none, or a .weights.h5 path [BAGHUNTER_WEIGHTS]")
     ] = None,
-    image_size: Annotated[int, typer.Option(min=32)] = 224,
-    batch_size: Annotated[int, typer.Option(min=1)] = 32,
-    epochs_frozen: Annotated[int, typer.Option(min=0)] = 15,
-    epochs_finetune: Annotated[int, typer.Option(min=0)] = 5,
-    learning_rate: float = 1e-3,
-    finetune_learning_rate: float = 1e-5,
-    patience: Annotated[int, typer.Option(min=1, help="Early-stopping patience")] = 3,
-    cache_features: Annotated[bool, typer.Option(help="Cache frozen-base features.")] = True,
-    augment: bool = True,
+    image_size: Annotated[
+        list[int] | None,
+        typer.Option(
+            min=32,
+            max=512,
+            help="Input size(s) to try (repeatable). Default: the shared embedding size and "
+            "the catalog photos' own size.",
+        ),
+    ] = None,
+    pool_depth: Annotated[
+        list[int] | None,
+        typer.Option(min=1, max=3, help="How many last conv blocks to pool (repeatable)."),
+    ] = None,
+    batch_size: Annotated[int | None, typer.Option(min=1)] = None,
+    epochs_frozen: Annotated[int | None, typer.Option(min=1, help="Head epochs")] = None,
+    epochs_finetune: Annotated[int | None, typer.Option(min=0, help="0: no fine-tuning")] = None,
+    learning_rate: float | None = None,
+    finetune_learning_rate: float | None = None,
+    patience: Annotated[int | None, typer.Option(min=1, help="Early-stopping patience")] = None,
+    augment: Annotated[bool | None, typer.Option("--augment/--no-augment")] = None,
+    open_set_accept: Annotated[
+        float | None,
+        typer.Option(min=0.5, max=0.99, help="Share of known photos the open-set gate answers"),
+    ] = None,
     seed: Seed = 42,
     as_json: JsonFlag = False,
 ) -> None:
     """Curate (unless --manifest), train, evaluate, register, and promote if better."""
     from baghunter.training import pipeline
-    from baghunter.training.train import TrainConfig
+    from baghunter.training.train import train_config
 
     settings = get_settings()
     if manifest is None:
         manifest = _build_manifest(
             settings, _curation(brands, min_images, brand, max_per_brand, seed, category)
         )
-    chosen_weights = weights or (settings.weights if backbone == "vgg16" else "none")
-    config = TrainConfig.model_validate(
+    config = train_config(
         {
             "backbone": backbone,
-            "weights": chosen_weights,
-            "image_size": image_size,
+            "weights": weights,
+            "image_sizes": tuple(image_size or ()),
+            "pool_depths": tuple(pool_depth or ()),
             "batch_size": batch_size,
             "epochs_frozen": epochs_frozen,
             "epochs_finetune": epochs_finetune,
             "learning_rate": learning_rate,
             "finetune_learning_rate": finetune_learning_rate,
             "patience": patience,
-            "cache_features": cache_features,
             "augment": augment,
+            "open_set_accept": open_set_accept,
             "seed": seed,
-        }
+        },
+        settings,
     )
     summary = pipeline.run_all(manifest, config, settings)
     _emit(summary.to_dict(), as_json, "training")
@@ -428,14 +446,19 @@ def train(
 @app.command("train-step", hidden=True)
 def train_step(
     manifest: Annotated[Path, typer.Option(exists=True, dir_okay=False)],
+    result_file: Annotated[Path, typer.Option(dir_okay=False, help="Where to write the run id")],
     config: Annotated[str, typer.Option(help="TrainConfig as JSON")] = "{}",
 ) -> None:
-    """Only the training stage (Airflow runs it in a child process); prints the run id."""
+    """Only the training stage (Airflow runs it in a child process).
+
+    The result goes to ``--result-file`` as JSON, never to stdout: the parent reads it
+    from there, whatever the child or its libraries print.
+    """
     from baghunter.training import pipeline
     from baghunter.training.train import TrainConfig
 
     run_id = pipeline.train(manifest, TrainConfig.model_validate_json(config), get_settings())
-    typer.echo(json.dumps({"run_id": run_id}))
+    result_file.write_text(json.dumps({"run_id": run_id}))
 
 
 @app.command("evaluate")
@@ -463,7 +486,7 @@ def predict(
     model: Annotated[str | None, typer.Option(help="Default: models:/<name>@champion")] = None,
     k: Annotated[int, typer.Option(min=1)] = 3,
 ) -> None:
-    """Top-k brands for each photo."""
+    """Each photo's brand (null: none of the model's brands), top-k and open-set score."""
     from baghunter import registry
     from baghunter.evaluation import predict_files
 

@@ -63,21 +63,20 @@ def _read_images(paths: list[Path]) -> tuple[list[np.ndarray], list[int], dict[s
 
 
 def evaluate_folder(model_uri: str, folder: Path, batch_size: int = 32) -> dict[str, Any]:
-    from baghunter.registry import load_classifier
-    from baghunter.training.predict import predict_proba
+    from baghunter.inference import BrandPredictor
 
-    loaded = load_classifier(model_uri)
-    data = scan_labelled_folder(folder, loaded.classes)
+    predictor = BrandPredictor.load(model_uri)
+    data = scan_labelled_folder(folder, predictor.classes)
     if not data.paths:
         raise ValueError(
             f"no images under {folder} in folders named after the model's classes "
-            f"({', '.join(loaded.classes)})"
+            f"({', '.join(predictor.classes)})"
         )
     images, kept, errors = _read_images(data.paths)
-    probs = predict_proba(loaded.model, images, batch_size=batch_size)
-    report = evaluate_probabilities([data.labels[i] for i in kept], probs, loaded.classes)
+    probs = predictor.probabilities(images, batch_size=batch_size)
+    report = evaluate_probabilities([data.labels[i] for i in kept], probs, predictor.classes)
     return {
-        "model": {"uri": model_uri, "name": loaded.name, "version": loaded.version},
+        "model": {"uri": model_uri, "name": predictor.name, "version": predictor.version},
         **report.to_dict(),
         "skipped_brands": data.skipped_brands,
         "unreadable": errors,
@@ -85,23 +84,16 @@ def evaluate_folder(model_uri: str, folder: Path, batch_size: int = 32) -> dict[
 
 
 def predict_files(model_uri: str, paths: list[Path], k: int = 3) -> list[dict[str, Any]]:
-    from baghunter.registry import load_classifier
-    from baghunter.training.predict import predict_proba, top_k
+    """Each photo's answer (brand or none, top ``k``, open set), or why it was unreadable."""
+    from baghunter.inference import BrandPredictor, prediction_dict
 
-    loaded = load_classifier(model_uri)
+    predictor = BrandPredictor.load(model_uri)
     images, kept, errors = _read_images(paths)
-    probs = predict_proba(loaded.model, images) if images else np.zeros((0, len(loaded.classes)))
+    answers = dict(zip(kept, predictor.predict(images), strict=True))
     results: list[dict[str, Any]] = []
-    rows = dict(zip(kept, probs, strict=True))
     for i, path in enumerate(paths):
-        if i in rows:
-            top = top_k(rows[i], loaded.classes, k)
-            results.append(
-                {
-                    "image": str(path),
-                    "predictions": [{"brand": b, "probability": p} for b, p in top],
-                }
-            )
+        if i in answers:
+            results.append({"image": str(path), **prediction_dict(predictor, answers[i], k)})
         else:
             results.append({"image": str(path), "error": errors[str(path)]})
     return results

@@ -28,7 +28,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -92,6 +92,7 @@ class LoadedModel:
     name: str | None  # None when loaded from a run or a path rather than the registry
     version: int | None
     run_id: str | None
+    metadata: dict[str, Any] = field(default_factory=dict)  # the MLmodel metadata
 
 
 class GateReport(Protocol):
@@ -332,6 +333,7 @@ def register_model(
     image_size: int,
     input_example: np.ndarray,
     name: str | None = None,
+    extra_metadata: Mapping[str, Any] | None = None,
 ) -> ModelRef:
     """Log ``model`` to run ``run_id`` and register it as a new version of ``name``.
 
@@ -364,6 +366,7 @@ def register_model(
         "classes": list(classes),
         "image_size": int(image_size),
         "dataset_version": dataset_version,
+        **(extra_metadata or {}),
     }
     with _in_run(run_id):
         # No `input_example=`: mlflow.keras 3.x writes it before creating the model
@@ -480,6 +483,7 @@ def load_classifier(model_uri: str) -> LoadedModel:
         name=name,
         version=version,
         run_id=run_id or descriptor.run_id,
+        metadata=dict(meta),
     )
 
 

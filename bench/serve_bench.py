@@ -75,14 +75,23 @@ class Server:
 # --- the model --------------------------------------------------------------------------
 
 
+def vgg16_classifier(weights: Path, image_size: int) -> Any:
+    """The product's classifier shape (shared embedder + head), ImageNet-initialised."""
+    from baghunter.embeddings.model import Embedder, EmbedderSpec
+    from baghunter.training.model import build_classifier, classification_head
+
+    embedder = Embedder(EmbedderSpec("vgg16", str(weights), image_size))
+    head = classification_head(sum(embedder.block_dims), len(CLASSES), ())
+    model, _, _ = build_classifier(embedder, head, pool_depth=3, augment=False)
+    return model
+
+
 def register_champion(settings: Settings, weights: Path, image_size: int) -> str:
     """Register an ImageNet-initialised VGG16 classifier and point ``champion`` at it."""
     import mlflow
     from mlflow import MlflowClient
 
-    from baghunter.training.model import build_classifier
-
-    model, _ = build_classifier("vgg16", str(weights), len(CLASSES), image_size, augment=False)
+    model = vgg16_classifier(weights, image_size)
     experiment_id = registry.get_or_create_experiment("serve-bench", settings)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"vgg16-{image_size}px") as run:
         ref = registry.register_model(
@@ -126,8 +135,6 @@ def forward_pass_costs(
     The full batch gives the model's own throughput ceiling on this machine, which no
     server can beat, and so how much batching can possibly gain here.
     """
-    from baghunter.training.model import build_classifier
-
     costs = {
         f"{image_size}px": bare_forward_ms(model, image_size, repeats),
         f"{image_size}px_batch{batch}": bare_forward_ms(
@@ -135,7 +142,7 @@ def forward_pass_costs(
         ),
     }
     if image_size != 224:
-        big, _ = build_classifier("vgg16", str(weights), len(CLASSES), 224, augment=False)
+        big = vgg16_classifier(weights, 224)
         costs["224px"] = bare_forward_ms(big, 224, max(5, repeats // 3))
     log.info("bare forward pass: %s", costs)
     return costs

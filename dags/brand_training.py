@@ -7,11 +7,15 @@ better than the model in production.
 1. **build_dataset**: top-K brands by usable images (or an explicit list), a leak-free
    stratified split (near-duplicates and photos of one product never straddle splits), a
    versioned manifest.
-2. **train**: Keras VGG16 transfer learning (frozen base on cached features, then
-   fine-tuning of the top block) in a child process, logged to MLflow. The task's
-   *MLflow run* link opens the run.
+2. **train** (a child process, logged to MLflow): every photo gets a vector in the shared
+   embedding space (only missing ones are computed); a small sweep of heads on those
+   vectors (input size, pooled blocks, head shape, L2) is scored on the validation
+   split, each trial a nested MLflow run; the chosen Keras VGG16 model is fine-tuned end
+   to end and kept only if validation improves; an open-set gate ("none of our brands")
+   is fitted. The task's *MLflow run* link opens the run.
 3. **evaluate**: accuracy, top-3, per-brand precision/recall/F1, confusion matrix and
-   misclassified examples on the test split, logged to the run.
+   misclassified examples on the test split, and the open-set AUROC against catalog
+   photos of other brands and other categories, logged to the run.
 4. **register**: a new version of the registered model, with its classes and dataset version.
 5. **promote**: the current `champion` is scored on the same test set; the alias moves
    only if the new version is better (accuracy, ties broken by macro-F1).
@@ -48,15 +52,30 @@ MODEL = Asset("baghunter://models/brand-classifier")
         "brands": Param(5, type="integer", minimum=2, description="Top-K brands by usable images"),
         "min_images": Param(20, type="integer", minimum=1),
         "include_brands": Param([], type="array", description="Explicit brands instead of top-K"),
-        "backbone": Param("vgg16", enum=["vgg16", "scratch"]),
+        "categories": Param([], type="array", description="Only products of these categories"),
+        "max_per_brand": Param(None, type=["null", "integer"], minimum=1),
+        # Training options: empty means the setting or the trainer's own default.
+        "backbone": Param(None, type=["null", "string"], enum=[None, "vgg16", "scratch"]),
         "weights": Param("", type="string", description="imagenet, none or a .weights.h5 path"),
-        "image_size": Param(224, type="integer", minimum=32),
-        "epochs_frozen": Param(15, type="integer", minimum=0),
-        "epochs_finetune": Param(5, type="integer", minimum=0),
-        "batch_size": Param(32, type="integer", minimum=1),
-        "learning_rate": Param(1e-3, type="number", exclusiveMinimum=0),
-        "finetune_learning_rate": Param(1e-5, type="number", exclusiveMinimum=0),
-        "patience": Param(3, type="integer", minimum=1, description="Early-stopping patience"),
+        "image_size": Param(
+            None,
+            type=["null", "integer"],
+            minimum=32,
+            description="Pin the input size; empty: try the shared embedding size and the "
+            "catalog photos' own size",
+        ),
+        "pool_depths": Param(
+            None,
+            type=["null", "array"],
+            description="How many last conv blocks the sweep tries pooling, e.g. [1, 2, 3]",
+        ),
+        "epochs_frozen": Param(None, type=["null", "integer"], minimum=1),
+        "epochs_finetune": Param(None, type=["null", "integer"], minimum=0),
+        "batch_size": Param(None, type=["null", "integer"], minimum=1),
+        "learning_rate": Param(None, type=["null", "number"], exclusiveMinimum=0),
+        "finetune_learning_rate": Param(None, type=["null", "number"], exclusiveMinimum=0),
+        "patience": Param(None, type=["null", "integer"], minimum=1),
+        "open_set_accept": Param(None, type=["null", "number"], minimum=0.5, maximum=0.99),
     },
     doc_md=__doc__,
 )

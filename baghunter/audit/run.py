@@ -31,7 +31,7 @@ from baghunter.store.base import AuditKey, AuditRecord, CatalogStore
 
 if TYPE_CHECKING:
     from baghunter.attributes.model import AttributeModel
-    from baghunter.registry import LoadedModel
+    from baghunter.inference import BrandPredictor
 
 logger = logging.getLogger(__name__)
 
@@ -111,11 +111,12 @@ def _load_attribute_model(uri: str, notes: list[str]) -> AttributeModel | None:
         return None
 
 
-def _load_brand_model(uri: str, notes: list[str]) -> LoadedModel | None:
-    from baghunter.registry import ModelNotFound, load_classifier
+def _load_brand_model(uri: str, notes: list[str]) -> BrandPredictor | None:
+    from baghunter.inference import BrandPredictor
+    from baghunter.registry import ModelNotFound
 
     try:
-        return load_classifier(uri)
+        return BrandPredictor.load(uri)
     except ModelNotFound as exc:
         notes.append(f"brands not audited: {exc}")
         return None
@@ -124,18 +125,6 @@ def _load_brand_model(uri: str, notes: list[str]) -> LoadedModel | None:
 def _rows_by_sha(shas: Sequence[str]) -> tuple[list[str], dict[str, int]]:
     unique = list(dict.fromkeys(shas))
     return unique, {sha: i for i, sha in enumerate(unique)}
-
-
-def brand_probabilities(
-    model: LoadedModel, paths: Sequence[str], batch_size: int = 64
-) -> np.ndarray:
-    """Brand probabilities ``(n, k)`` for image files, decoded as in training."""
-    if not paths:
-        return np.zeros((0, len(model.classes)), dtype=np.float32)
-    from baghunter.training.data import path_dataset
-
-    batches = path_dataset(list(paths), model.image_size).batch(batch_size)
-    return np.asarray(model.model.predict(batches, verbose=0), dtype=np.float32)
 
 
 def audit_catalog(
@@ -204,8 +193,8 @@ def audit_catalog(
         shas, brand_rows = _rows_by_sha([listing.sha256 for listing in judged])
         path_of = {listing.sha256: listing.path for listing in judged}
         images = settings.images_dir
-        brand_probs = brand_probabilities(
-            brand_model, [str(images / path_of[sha]) for sha in shas], settings.embed_batch_size
+        brand_probs = brand_model.file_probabilities(
+            [str(images / path_of[sha]) for sha in shas], settings.embed_batch_size
         )
 
     records: list[AuditRecord] = []

@@ -9,17 +9,22 @@ usable images they have — the count that matters to a classifier, not the list
 from __future__ import annotations
 
 import logging
+import random
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from baghunter.catalog.schema import CatalogImage
 from baghunter.config import Settings
-from baghunter.dataset.manifest import Manifest, ManifestEntry
+from baghunter.dataset.manifest import OTHER_BRAND, OTHER_CATEGORY, Manifest, ManifestEntry
 from baghunter.dataset.split import Item, components, split_components
 from baghunter.store.base import CatalogStore
 
 log = logging.getLogger(__name__)
+
+# Photos of other brands, and of other categories, kept with a dataset to score the
+# model's "none of our brands" answer on: enough for a stable AUROC, cheap to embed.
+OUTSIDE_SAMPLE = 300
 
 
 class CurationError(ValueError):
@@ -103,9 +108,11 @@ def curate(store: CatalogStore, settings: Settings, config: CurationConfig) -> M
     """Build the manifest for ``config`` from what the store holds now."""
     report = CurationReport()
     rows: list[CatalogImage] = []
+    elsewhere: list[CatalogImage] = []  # other categories: open-set evaluation only
     wanted = {c.casefold() for c in config.categories}
     for row in store.iter_catalog_images():
         if wanted and (row.category or "").casefold() not in wanted:
+            elsewhere.append(row)
             continue
         report.images_seen += 1
         if row.brand:
@@ -161,7 +168,12 @@ def curate(store: CatalogStore, settings: Settings, config: CurationConfig) -> M
         "seed": config.seed,
         "report": report.__dict__,
     }
-    manifest = Manifest(entries=entries, classes=brands, params=params)
+    # Never a photo of the dataset, nor a near-duplicate of one.
+    taken = {e.sha256 for e in entries} | {e.group for e in entries}
+    others = [image for image, brand, _ in kept if brand not in chosen]
+    outside = _outside_sample(others, OTHER_BRAND, taken, settings, config.seed)
+    outside += _outside_sample(elsewhere, OTHER_CATEGORY, taken, settings, config.seed)
+    manifest = Manifest(entries=entries, classes=brands, params=params, outside=outside)
     log.info(
         "dataset %s: %d images of %d brands %s (%d duplicates collapsed, %d conflicting dropped)",
         manifest.version,
@@ -172,6 +184,32 @@ def curate(store: CatalogStore, settings: Settings, config: CurationConfig) -> M
         report.conflicting_groups,
     )
     return manifest
+
+
+def _outside_sample(
+    rows: list[CatalogImage], label: str, taken: set[str], settings: Settings, seed: int
+) -> list[ManifestEntry]:
+    """Up to :data:`OUTSIDE_SAMPLE` distinct photos of ``rows`` not in the dataset."""
+    by_sha = {
+        row.sha256: row
+        for row in rows
+        if row.sha256 not in taken and (row.dup_group or row.sha256) not in taken
+    }
+    shas = sorted(by_sha)
+    if len(shas) > OUTSIDE_SAMPLE:
+        shas = sorted(random.Random(seed).sample(shas, OUTSIDE_SAMPLE))
+    return [
+        ManifestEntry(
+            path=str((settings.images_dir / by_sha[sha].path).resolve()),
+            label=label,
+            split="test",
+            group=by_sha[sha].dup_group or sha,
+            sha256=sha,
+            source=by_sha[sha].source,
+            source_id=by_sha[sha].source_id,
+        )
+        for sha in shas
+    ]
 
 
 def build_dataset(store: CatalogStore, settings: Settings, config: CurationConfig) -> Path:

@@ -18,6 +18,10 @@ from typing import Any, Literal
 
 Split = Literal["train", "val", "test"]
 SPLITS: tuple[Split, ...] = ("train", "val", "test")
+# Labels of the manifest's outside photos: another maker's product of the same
+# categories, or a product of another category altogether.
+OTHER_BRAND = "other brand"
+OTHER_CATEGORY = "other category"
 
 
 @dataclass(frozen=True)
@@ -36,6 +40,10 @@ class Manifest:
     entries: list[ManifestEntry]
     classes: list[str] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)  # how it was curated, for lineage
+    # Catalog photos showing none of the classes (label OTHER_BRAND or OTHER_CATEGORY,
+    # split "test"): what the open-set evaluation must answer "none of our brands" for.
+    # Not part of the dataset's version: they are scored, never trained on.
+    outside: list[ManifestEntry] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if not self.classes:
@@ -68,6 +76,7 @@ class Manifest:
             "params": self.params,
             "counts": self.counts(),
             "entries": [asdict(e) for e in self.entries],
+            "outside": [asdict(e) for e in self.outside],
         }
 
     def save(self, path: Path) -> Path:
@@ -79,7 +88,12 @@ class Manifest:
     def load(cls, path: Path | str) -> Manifest:
         data = json.loads(Path(path).read_text())
         entries = [ManifestEntry(**e) for e in data["entries"]]
-        return cls(entries=entries, classes=list(data["classes"]), params=data.get("params", {}))
+        return cls(
+            entries=entries,
+            classes=list(data["classes"]),
+            params=data.get("params", {}),
+            outside=[ManifestEntry(**e) for e in data.get("outside", [])],
+        )
 
     @classmethod
     def from_entries(

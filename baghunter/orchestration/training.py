@@ -2,8 +2,8 @@
 
 Training runs in a child process (``python -m baghunter train-step``): TensorFlow keeps the
 GPU's memory until its process exits, and a worker process that lives on would hold it
-away from the next task. The child streams its log into the task log and prints the MLflow
-run id as its last line.
+away from the next task. The child streams its log into the task log and writes the MLflow
+run id to a result file the parent names.
 """
 
 from __future__ import annotations
@@ -13,6 +13,8 @@ import logging
 import os
 import subprocess
 import sys
+import tempfile
+from pathlib import Path
 from typing import Any
 
 from baghunter.config import Settings
@@ -24,14 +26,15 @@ TRAIN_PARAMS = (
     "backbone",
     "weights",
     "image_size",
+    "pool_depths",
     "batch_size",
     "epochs_frozen",
     "epochs_finetune",
     "learning_rate",
     "finetune_learning_rate",
     "patience",
-    "cache_features",
     "augment",
+    "open_set_accept",
     "seed",
 )
 
@@ -44,6 +47,8 @@ def build_dataset(params: dict[str, Any], settings: Settings) -> str:
         brands=params.get("brands") or None,
         min_images=int(params.get("min_images") or 20),
         include=tuple(params.get("include_brands") or ()),
+        categories=tuple(params.get("categories") or ()),
+        max_per_brand=params.get("max_per_brand") or None,
         seed=int(params.get("seed") or 42),
     )
     with task_store(settings) as store:
@@ -56,43 +61,47 @@ def build_dataset(params: dict[str, Any], settings: Settings) -> str:
 
 
 def train_config_json(params: dict[str, Any], settings: Settings) -> str:
-    """The run's training options as TrainConfig JSON (empty params fall back to defaults)."""
-    chosen = {k: params[k] for k in TRAIN_PARAMS if params.get(k) not in (None, "")}
-    if "weights" not in chosen:
-        chosen["weights"] = (
-            settings.weights if chosen.get("backbone", "vgg16") == "vgg16" else "none"
-        )
-    return json.dumps(chosen)
+    """The run's training options as TrainConfig JSON (empty params: settings, defaults)."""
+    from baghunter.training.train import train_config
+
+    return train_config({k: params.get(k) for k in TRAIN_PARAMS}, settings).model_dump_json()
 
 
 def train(manifest_path: str, params: dict[str, Any], settings: Settings) -> str:
-    """Train in a child process; returns the MLflow run id."""
-    command = [
-        sys.executable,
-        "-m",
-        "baghunter",
-        "train-step",
-        "--manifest",
-        manifest_path,
-        "--config",
-        train_config_json(params, settings),
-    ]
-    log.info("training in a child process: %s", " ".join(command[:5]))
-    # TensorFlow's C++ start-up chatter says nothing an operator can act on.
-    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
-    child = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env
-    )
-    assert child.stdout is not None
-    last = ""
-    for line in child.stdout:  # stream progress into the task log as it happens
-        line = line.rstrip()
-        if line:
-            log.info("%s", line)
-            last = line
-    if child.wait() != 0:
-        raise RuntimeError(f"training process exited with {child.returncode}: {last}")
-    return str(json.loads(last)["run_id"])
+    """Train in a child process; returns the MLflow run id (from the child's result file)."""
+    with tempfile.TemporaryDirectory(prefix="baghunter-train-") as tmp:
+        result_file = Path(tmp) / "result.json"
+        command = [
+            sys.executable,
+            "-m",
+            "baghunter",
+            "train-step",
+            "--manifest",
+            manifest_path,
+            "--result-file",
+            str(result_file),
+            "--config",
+            train_config_json(params, settings),
+        ]
+        log.info("training in a child process: %s", " ".join(command[:5]))
+        # TensorFlow's C++ start-up chatter says nothing an operator can act on.
+        env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2"}
+        child = subprocess.Popen(
+            command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, bufsize=1, env=env
+        )
+        assert child.stdout is not None
+        tail: list[str] = []
+        for line in child.stdout:  # stream progress into the task log as it happens
+            line = line.rstrip()
+            if line:
+                log.info("%s", line)
+                tail = [*tail[-4:], line]
+        if child.wait() != 0 or not result_file.is_file():
+            raise RuntimeError(
+                f"training process exited with {child.returncode}; its last lines: "
+                + " | ".join(tail)
+            )
+        return str(json.loads(result_file.read_text())["run_id"])
 
 
 def evaluate(run_id: str, settings: Settings) -> dict[str, float]:

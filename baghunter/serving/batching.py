@@ -21,7 +21,7 @@ import logging
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 
@@ -33,7 +33,9 @@ logger = logging.getLogger(__name__)
 class Predictor(Protocol):
     """What the batcher needs of a model (see :class:`baghunter.serving.holder.ServedModel`)."""
 
-    def predict(self, images: list[np.ndarray]) -> np.ndarray: ...
+    def predict(self, images: list[np.ndarray]) -> Sequence[Any]:
+        """One result per image, in order (ServedModel: a BrandPrediction each)."""
+        ...
 
 
 class PredictionFailed(RuntimeError):
@@ -48,7 +50,7 @@ class BatcherStopped(RuntimeError):
 class _Job:
     model: Predictor
     image: np.ndarray
-    future: asyncio.Future[np.ndarray] = field(repr=False)
+    future: asyncio.Future[Any] = field(repr=False)
 
 
 class MicroBatcher:
@@ -95,11 +97,11 @@ class MicroBatcher:
             await asyncio.to_thread(self._executor.shutdown, wait=True)
             self._executor = None
 
-    async def predict(self, model: Predictor, image: np.ndarray) -> np.ndarray:
-        """The probability row of ``image`` under ``model``, computed in some batch."""
+    async def predict(self, model: Predictor, image: np.ndarray) -> Any:
+        """The result for ``image`` under ``model``, computed in some batch."""
         if self._queue is None or self._task is None:
             raise BatcherStopped("the batcher is not running")
-        future: asyncio.Future[np.ndarray] = asyncio.get_running_loop().create_future()
+        future: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._queue.put_nowait(_Job(model, image, future))
         return await future
 

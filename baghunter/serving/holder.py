@@ -24,17 +24,15 @@ import logging
 import threading
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, TypeVar
 
 import numpy as np
 
 from baghunter import registry
 from baghunter.config import Settings
+from baghunter.inference import BrandPrediction, BrandPredictor
 from baghunter.serving.metrics import ServiceMetrics
-from baghunter.serving.schemas import BrandScore, ModelDetails, ModelSummary
-
-if TYPE_CHECKING:
-    import keras
+from baghunter.serving.schemas import BrandAnswer, BrandScore, ModelDetails, ModelSummary, OpenSet
 
 logger = logging.getLogger(__name__)
 
@@ -45,7 +43,7 @@ T = TypeVar("T")
 class ServedModel:
     """A loaded classifier with the registry facts about it; immutable once serving."""
 
-    model: keras.Model
+    predictor: BrandPredictor
     details: ModelDetails
 
     @property
@@ -62,21 +60,23 @@ class ServedModel:
             name=self.details.name, version=self.details.version, alias=self.details.alias
         )
 
-    def predict(self, images: list[np.ndarray]) -> np.ndarray:
-        """Class probabilities ``(n, k)`` for raw RGB uint8 images, in one model call."""
-        from baghunter.training.predict import predict_proba
+    def predict(self, images: list[np.ndarray]) -> list[BrandPrediction]:
+        """Answers for raw RGB uint8 images, in one model call (the batcher's unit)."""
+        return self.predictor.predict(images, batch_size=max(1, len(images)))
 
-        return predict_proba(self.model, images, batch_size=max(1, len(images)))
-
-    def top_brands(self, probs_row: np.ndarray, k: int) -> list[BrandScore]:
-        """The ``k`` most probable brands of one prediction, best first."""
-        from baghunter.training.predict import top_k
-
-        # Clamped: a float32 softmax can overshoot 1.0 by an ulp, which is not a probability.
-        return [
-            BrandScore(brand=brand, probability=min(1.0, max(0.0, probability)))
-            for brand, probability in top_k(probs_row, self.classes, k)
-        ]
+    def answer(self, prediction: BrandPrediction, k: int) -> BrandAnswer:
+        """The API's view of one prediction: the brand (or none), top ``k``, open set."""
+        gate = prediction.open_set
+        return BrandAnswer(
+            brand=self.predictor.brand(prediction),
+            predictions=[
+                BrandScore(brand=brand, probability=probability)
+                for brand, probability in self.predictor.top_k(prediction.probs, k)
+            ],
+            open_set=None
+            if gate is None
+            else OpenSet(known=gate.known, score=gate.score, threshold=gate.threshold),
+        )
 
 
 class Refresher:
@@ -232,26 +232,28 @@ class ModelHolder(AliasFollower[ServedModel]):
         return served.version
 
     def _load(self, info: dict[str, Any]) -> ServedModel:
-        loaded = registry.load_classifier(str(info["uri"]))
+        predictor = BrandPredictor.load(str(info["uri"]))
         tags = info.get("tags") or {}
         details = ModelDetails(
             name=self.name,
             version=str(info["version"]),
             alias=self.alias,
-            run_id=loaded.run_id,
-            classes=list(loaded.classes),
-            image_size=loaded.image_size,
+            run_id=predictor.run_id,
+            classes=list(predictor.classes),
+            image_size=predictor.image_size,
             dataset_version=tags.get(registry.TAG_DATASET_VERSION),
             metrics={key: float(value) for key, value in (info.get("metrics") or {}).items()},
+            open_set_threshold=None if predictor.gate is None else predictor.gate.threshold,
             loaded_at=datetime.now(UTC).isoformat(timespec="seconds"),
         )
-        served = ServedModel(model=loaded.model, details=details)
+        served = ServedModel(predictor=predictor, details=details)
         # Warm-up: the first call traces the model's graph (seconds for VGG16), which must
         # happen here rather than in the first request after the swap.
-        probs = served.predict([np.zeros((loaded.image_size, loaded.image_size, 3), np.uint8)])
-        if probs.shape != (1, len(details.classes)):
+        size = predictor.image_size
+        (warm,) = served.predict([np.zeros((size, size, 3), np.uint8)])
+        if warm.probs.shape != (len(details.classes),):
             raise ValueError(
-                f"model outputs {probs.shape[1:]} columns for {len(details.classes)} classes"
+                f"model outputs {warm.probs.shape} columns for {len(details.classes)} classes"
             )
         return served
 

@@ -193,8 +193,8 @@ async def audit(
     predictions: dict[str, tuple[list[str], np.ndarray]] = {}
     models: dict[str, str] = {}
     if brand_model is not None and "brand" in claims:
-        probs = await score_in_batch(batcher, brand_model, image)
-        predictions["brand"] = (brand_model.classes, probs)
+        prediction = await score_in_batch(batcher, brand_model, image)
+        predictions["brand"] = (brand_model.classes, prediction.probs)
         models[brand_model.details.name] = brand_model.version
     if attribute_model is not None:
         wanted = [name for name in claims if name in attribute_model.attributes]

@@ -12,12 +12,14 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import Annotated, Any
+from urllib.parse import quote
 
 import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import PlainTextResponse
+from fastapi.responses import PlainTextResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from baghunter.inference import BrandPrediction
 from baghunter.serving.batching import BatcherStopped, MicroBatcher, PredictionFailed
 from baghunter.serving.deps import (
     BatcherDep,
@@ -51,6 +53,9 @@ from baghunter.serving.schemas import (
 MAX_BATCH_FILES = 32
 
 PROMETHEUS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# Headers of /v1/explain's PNG: which brand the heatmap explains, and its probability.
+EXPLAINED_BRAND_HEADER = "X-Explained-Brand"
+EXPLAINED_PROBABILITY_HEADER = "X-Brand-Probability"
 
 _BINARY = {"schema": {"type": "string", "format": "binary"}}
 SINGLE_UPLOAD_BODY: dict[str, Any] = {
@@ -115,11 +120,10 @@ async def predict(
 ) -> PredictResponse:
     started = time.perf_counter()
     image = await read_photo(request, UploadLimits.from_settings(settings))
-    probs = await score_in_batch(batcher, served, image)
+    prediction = await score_in_batch(batcher, served, image)
+    answer = served.answer(prediction, k or settings.top_k)
     return PredictResponse(
-        predictions=served.top_brands(probs, k or settings.top_k),
-        model=served.summary,
-        latency_ms=ms_since(started),
+        **answer.model_dump(), model=served.summary, latency_ms=ms_since(started)
     )
 
 
@@ -145,16 +149,57 @@ async def predict_batch(
         # One bad file must not sink the others: its error becomes its own result.
         try:
             image = await run_in_threadpool(decode_upload, upload, limits)
-            probs = await score_in_batch(batcher, served, image)
+            prediction = await score_in_batch(batcher, served, image)
         except ApiError as exc:
             return BatchItem(filename=upload.filename, error=exc.body())
-        return BatchItem(
-            filename=upload.filename, predictions=served.top_brands(probs, k or settings.top_k)
-        )
+        answer = served.answer(prediction, k or settings.top_k)
+        return BatchItem(filename=upload.filename, **answer.model_dump())
 
     # Submitted together, the images land in the same micro-batches.
     results = await asyncio.gather(*(score_one(upload) for upload in uploads))
     return BatchResponse(results=results, model=served.summary, latency_ms=ms_since(started))
+
+
+@api_router.post(
+    "/explain",
+    response_class=Response,
+    responses={
+        200: {
+            "content": {"image/png": {}},
+            "description": "The photo with the heatmap laid over it. Headers: "
+            f"{EXPLAINED_BRAND_HEADER} (URL-encoded) and {EXPLAINED_PROBABILITY_HEADER}.",
+        },
+        **ERROR_RESPONSES,
+    },
+    openapi_extra=SINGLE_UPLOAD_BODY,
+    summary="Why this brand: a heatmap of the parts of the photo the answer rests on",
+)
+async def explain_photo(
+    request: Request,
+    served: ServedModelDep,
+    settings: SettingsDep,
+    brand: Annotated[
+        str | None, Query(description="Explain this brand (default: the most probable).")
+    ] = None,
+) -> Response:
+    from baghunter.explain import explain, overlay_png
+
+    image = await read_photo(request, UploadLimits.from_settings(settings))
+    if brand is not None and brand not in served.classes:
+        raise ApiError(
+            422, "unknown_brand", f"{brand!r} is not one of the model's brands: {served.classes}"
+        )
+    explained = await run_in_threadpool(explain, served.predictor, image, brand)
+    png = await run_in_threadpool(overlay_png, image, explained.heat)
+    return Response(
+        content=png,
+        media_type="image/png",
+        headers={
+            EXPLAINED_BRAND_HEADER: quote(explained.brand),
+            EXPLAINED_PROBABILITY_HEADER: f"{explained.probability:.6f}",
+            "X-Model-Version": served.version,
+        },
+    )
 
 
 @api_router.get("/model", response_model=ModelDetails, responses=ERROR_RESPONSES)
@@ -165,7 +210,7 @@ async def model_details(served: ServedModelDep) -> ModelDetails:
 
 async def score_in_batch(
     batcher: MicroBatcher, served: ServedModel, image: np.ndarray
-) -> np.ndarray:
+) -> BrandPrediction:
     try:
         return await batcher.predict(served, image)
     except PredictionFailed as exc:

@@ -25,17 +25,42 @@ class ModelSummary(BaseModel):
     alias: str
 
 
-class PredictResponse(BaseModel):
+class OpenSet(BaseModel):
+    """Whether the photo shows one of the model's brands at all."""
+
+    known: bool = Field(description="True: one of the model's brands; false: none of them.")
+    score: float = Field(
+        ge=0.0, le=1.0, description="Higher: more likely one of the model's brands."
+    )
+    threshold: float = Field(description="The score a photo must reach to be given a brand.")
+
+
+class BrandAnswer(BaseModel):
+    """One photo's answer."""
+
+    brand: str | None = Field(
+        description="The answer: the most probable brand, or null when the photo is judged "
+        "to show none of the model's brands."
+    )
     predictions: list[BrandScore] = Field(description="The k most probable brands, best first.")
+    open_set: OpenSet | None = Field(
+        description="The open-set verdict (null only for a model version trained without "
+        "an open-set gate)."
+    )
+
+
+class PredictResponse(BrandAnswer):
     model: ModelSummary
     latency_ms: float = Field(description="Server-side time for this request.")
 
 
 class BatchItem(BaseModel):
-    """One uploaded file of a batch: its predictions, or why it could not be scored."""
+    """One uploaded file of a batch: its answer, or why it could not be scored."""
 
     filename: str | None = None
+    brand: str | None = None
     predictions: list[BrandScore] | None = None
+    open_set: OpenSet | None = None
     error: ErrorBody | None = None
 
 
@@ -57,6 +82,9 @@ class ModelDetails(BaseModel):
     dataset_version: str | None = None
     metrics: dict[str, float] = Field(
         default_factory=dict, description="Test-split metrics of the training run."
+    )
+    open_set_threshold: float | None = Field(
+        default=None, description="The open-set score a photo must reach to get a brand."
     )
     loaded_at: str = Field(description="When this replica put the model into service (UTC).")
 

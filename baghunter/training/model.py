@@ -1,11 +1,14 @@
-"""The brand classifier: raw pixels in, class probabilities out.
+"""The brand classifier: raw pixels in, class probabilities out, built on an embedder.
 
-The exported model does everything between a decoded photo and the probabilities (resize,
-augmentation during training only, the backbone's preprocessing), so a served model cannot
-drift from the one that was trained and scored. Its parts are exposed separately because
-training uses them on their own: phase 1 trains ``head`` on pooled features cached from
-``feature_extractor``, and since those are the same layer objects as in the full model, the
-trained head weights are already in place when the full model is fine-tuned or saved.
+The classifier is the shared embedding model (resize, the backbone's preprocessing, the
+backbone, average pooling of its last conv blocks) with a trained head on top, so its
+frozen features *are* the vectors stored for the catalog: the head is trained on those
+vectors, and the exported model does everything between a decoded photo and the
+probabilities, so a served model cannot drift from the one that was trained and scored.
+
+``pool_depth`` chooses how many of the embedder's pooled blocks the head reads (1: the
+last block; 3: the last three, the stored vector whole). The layer producing the head's
+input is named :data:`FEATURES_LAYER`: inference reads it for the open-set score.
 
 Model code uses only ``keras.layers``/``keras.ops`` so it runs on any Keras backend.
 """
@@ -14,12 +17,20 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import keras
 from keras import layers
 
-from baghunter.training.backbones import build_backbone, preprocess_layer
+from baghunter.training.backbones import preprocess_layer
 from baghunter.training.data import RESIZE_ANTIALIAS, RESIZE_INTERPOLATION
+
+if TYPE_CHECKING:
+    from baghunter.embeddings.model import Embedder
+
+# The layer whose output is the head's input (pooled features): the open-set score and
+# the feature slices of stored vectors refer to it by this name.
+FEATURES_LAYER = "pooled"
 
 
 @dataclass(frozen=True)
@@ -53,62 +64,105 @@ def augmentation_block() -> keras.Sequential:
 
 
 def classification_head(
-    feature_dim: int, num_classes: int, dense_units: Sequence[int], dropout: float
+    feature_dim: int,
+    num_classes: int,
+    dense_units: Sequence[int] = (),
+    dropout: float = 0.3,
+    l2: float = 0.0,
 ) -> keras.Model:
-    """The original study's dense stack: ReLU layers with dropout, then a softmax."""
+    """Dense ReLU layers with dropout (none: a linear softmax), then the softmax.
+
+    L2 on every kernel: with a few hundred photos per brand and a 1,280-wide input, the
+    head's weight decay is what keeps it from memorising the training photos.
+    """
+    regularizer = keras.regularizers.L2(l2) if l2 > 0 else None
     features = keras.Input(shape=(feature_dim,), name="features")
-    x = features
+    x = layers.Dropout(dropout, name="input_dropout")(features) if dropout > 0 else features
     for i, units in enumerate(dense_units, start=1):
-        x = layers.Dense(units, activation="relu", name=f"dense{i}")(x)
+        x = layers.Dense(
+            units, activation="relu", kernel_regularizer=regularizer, name=f"dense{i}"
+        )(x)
         x = layers.Dropout(dropout, name=f"dropout{i}")(x)
     # float32 output even under mixed precision: a float16 softmax can round to exactly
     # 0 or 1, which breaks the cross-entropy and the confidence shown to users.
-    probs = layers.Dense(num_classes, activation="softmax", dtype="float32", name="probs")(x)
+    probs = layers.Dense(
+        num_classes,
+        activation="softmax",
+        dtype="float32",
+        kernel_regularizer=regularizer,
+        name="probs",
+    )(x)
     return keras.Model(features, probs, name="head")
 
 
+def feature_slice(block_dims: Sequence[int], pool_depth: int) -> slice:
+    """Columns of a stored vector (all pooled blocks) that the last ``pool_depth`` fill."""
+    if not 1 <= pool_depth <= len(block_dims):
+        raise ValueError(f"pool_depth must be 1..{len(block_dims)}, not {pool_depth}")
+    return slice(sum(block_dims[: len(block_dims) - pool_depth]), sum(block_dims))
+
+
 def build_classifier(
-    backbone_name: str,
-    weights: str,
-    num_classes: int,
-    image_size: int,
+    embedder: Embedder,
+    head: keras.Model,
     *,
-    dense_units: Sequence[int] = (256, 128),
-    dropout: float = 0.3,
+    pool_depth: int,
     augment: bool = True,
-) -> tuple[keras.Model, ClassifierParts]:
-    """Build the full classifier for raw ``uint8`` images of any size, and its parts."""
-    if num_classes < 2:
-        raise ValueError(f"a classifier needs at least 2 classes, got {num_classes}")
-    backbone = build_backbone(backbone_name, weights, image_size)
+) -> tuple[keras.Model, keras.Model, ClassifierParts]:
+    """``(model, training_model, parts)`` for raw ``uint8`` images of any size.
+
+    ``model`` is the classifier that is saved and served: ``embedder``'s layers and
+    ``head``. ``training_model`` is the same with random augmentation in front of the
+    backbone (the very same weights; ``model`` itself when ``augment`` is off).
+
+    The embedder's backbone layers are reused, not copied: build on a copy of the
+    embedder (``Embedder.load``) when the result will be fine-tuned, so the embedder of
+    the vector space stays what it was.
+    """
+    spec = embedder.spec
+    taps = embedder.taps
+    depth = len(embedder.block_dims)
+    if not 1 <= pool_depth <= depth:
+        raise ValueError(f"pool_depth must be 1..{depth}, not {pool_depth}")
     resize = layers.Resizing(
-        image_size,
-        image_size,
+        spec.image_size,
+        spec.image_size,
         interpolation=RESIZE_INTERPOLATION,
         antialias=RESIZE_ANTIALIAS,
         name="resize",
     )
-    preprocess = preprocess_layer(backbone_name)
-    pool = layers.GlobalAveragePooling2D(name="pool")
-    head = classification_head(backbone.output_shape[-1], num_classes, dense_units, dropout)
+    preprocess = preprocess_layer(spec.backbone)
+    pools = [layers.GlobalAveragePooling2D(name=f"pool{i}") for i in range(depth)]
+    chosen = range(depth - pool_depth, depth)
+    join = layers.Concatenate(name=FEATURES_LAYER) if pool_depth > 1 else None
+
+    def features_of(pixels: keras.KerasTensor) -> keras.KerasTensor:
+        maps = taps(preprocess(pixels))
+        pooled = [pools[i](maps[i]) for i in chosen]
+        return join(pooled) if join is not None else pooled[0]
 
     images = keras.Input(shape=(None, None, 3), dtype="uint8", name="image")
     pixels = resize(images)
-    # The extractor is the same chain without augmentation: identical at inference, and
-    # phase 1 caches its outputs, which must not depend on random jitter.
-    features = pool(backbone(preprocess(pixels)))
-    feature_extractor = keras.Model(images, features, name="feature_extractor")
-
+    if join is None:
+        # One block: name the pooling layer itself as the features layer.
+        pools[depth - 1] = layers.GlobalAveragePooling2D(name=FEATURES_LAYER)
+    # The extractor is the chain without augmentation: identical at inference, and what
+    # the head was trained on (the stored vectors).
+    feature_extractor = keras.Model(images, features_of(pixels), name="feature_extractor")
+    model = keras.Model(
+        images, head(feature_extractor.output), name=f"bag_classifier_{spec.backbone}"
+    )
+    training_model = model
     if augment:
-        features = pool(backbone(preprocess(augmentation_block()(pixels))))
-    probs = head(features)
-    model = keras.Model(images, probs, name=f"bag_classifier_{backbone_name}")
-
+        jittered = augmentation_block()(pixels)
+        training_model = keras.Model(
+            images, head(features_of(jittered)), name=f"bag_classifier_{spec.backbone}_train"
+        )
     parts = ClassifierParts(
-        backbone_name=backbone_name,
-        image_size=image_size,
-        backbone=backbone,
+        backbone_name=spec.backbone,
+        image_size=spec.image_size,
+        backbone=embedder.backbone,
         head=head,
         feature_extractor=feature_extractor,
     )
-    return model, parts
+    return model, training_model, parts

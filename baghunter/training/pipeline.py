@@ -15,9 +15,19 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
+
 from baghunter import registry
 from baghunter.config import Settings
 from baghunter.dataset.manifest import Manifest
+from baghunter.inference import (
+    OPEN_SET_ARTIFACT,
+    OPEN_SET_METADATA,
+    BrandPrediction,
+    BrandPredictor,
+    load_gate,
+    load_model,
+)
 from baghunter.training.metrics import EvalReport, evaluate_probabilities
 
 if TYPE_CHECKING:
@@ -30,6 +40,8 @@ log = logging.getLogger(__name__)
 EXPERIMENT = "brand-classifier"
 CHECKPOINT = "checkpoint/model.keras"
 REPORT = "eval/test_report.json"
+TAG_TRIAL_OF = "baghunter.trial_of"  # on a sweep trial's nested run: the parent run id
+TAG_FINETUNE = "baghunter.finetune"  # "kept" or "dropped"
 
 
 @dataclass
@@ -46,11 +58,16 @@ class TrainingSummary:
 
 
 def train(manifest_path: Path, config: TrainConfig, settings: Settings) -> str:
-    """Train on the manifest's train/val splits inside a new MLflow run; returns its id."""
+    """Train on the manifest's train/val splits inside a new MLflow run; returns its id.
+
+    Each sweep trial is a nested run of it (params and validation scores), so the
+    choices can be compared in the MLflow UI; the chosen model, its open-set gate and the
+    fine-tuning verdict are logged to the parent run.
+    """
     import mlflow
 
     from baghunter.training.plots import plot_history
-    from baghunter.training.train import train_classifier
+    from baghunter.training.train import Trial, train_classifier
 
     manifest = Manifest.load(manifest_path)
     experiment_id = registry.get_or_create_experiment(EXPERIMENT, settings)
@@ -66,34 +83,66 @@ def train(manifest_path: Path, config: TrainConfig, settings: Settings) -> str:
             prefix="dataset.",
         )
         registry.log_manifest_input(manifest, source=manifest_path)
-        # train_classifier logs each epoch itself (the progress operators see in task logs)
-        outcome = train_classifier(manifest, config, cache_dir=settings.home / "features")
+
+        def log_trial(trial: Trial) -> None:
+            with mlflow.start_run(
+                experiment_id=experiment_id,
+                run_name=f"{run_name}-trial-{trial.number:02d}",
+                nested=True,
+            ):
+                mlflow.set_tag(TAG_TRIAL_OF, run.info.run_id)
+                registry.log_params_flat({**trial.params, "space": trial.space})
+                mlflow.log_metrics(
+                    {
+                        "val_accuracy": trial.val_accuracy,
+                        "val_loss": trial.val_loss,
+                        "epochs": float(trial.epochs),
+                        "seconds": trial.seconds,
+                    }
+                )
+
+        # train_classifier logs each trial and epoch itself (what operators see in logs)
+        outcome = train_classifier(manifest, config, settings, on_trial=log_trial)
+        chosen = outcome.chosen
+        registry.log_params_flat(
+            {**chosen.params, "space": outcome.space, "trial": chosen.number}, prefix="chosen."
+        )
+        mlflow.set_tag(TAG_FINETUNE, "kept" if outcome.finetune_kept else "dropped")
+        mlflow.log_metrics({f"val_accuracy_{k}": v for k, v in outcome.val_accuracy.items()})
+        mlflow.log_metric("finetune_kept", float(outcome.finetune_kept))
+        mlflow.log_metric("open_set_threshold", outcome.gate.threshold)
         registry.log_history(outcome.history)
         mlflow.log_metrics({f"timing_{k}": float(v) for k, v in outcome.timings.items()})
-        mlflow.log_metrics(
-            {f"feature_cache_{k}": float(v) for k, v in outcome.feature_cache.items()}
-        )
+        mlflow.log_metrics({"embedded_photos": float(sum(outcome.embedded.values()))})
         registry.log_figure(plot_history(outcome.history), "plots/training_curves.png")
+        with tempfile.TemporaryDirectory() as tmp:
+            gate_path = outcome.gate.save(Path(tmp) / Path(OPEN_SET_ARTIFACT).name)
+            mlflow.log_artifact(str(gate_path), artifact_path=str(Path(OPEN_SET_ARTIFACT).parent))
         _log_checkpoint(outcome.model)
         return str(run.info.run_id)
 
 
 def evaluate(run_id: str, settings: Settings) -> EvalReport:
-    """Score the run's model on its test split; log metrics, report and plots to the run."""
+    """Score the run's model on its test split; log metrics, report and plots to the run.
+
+    The open-set answer is scored too: AUROC of known test photos against the dataset's
+    photos of other brands and of other categories, and the share of each answered with
+    a brand at the stored threshold.
+    """
     import mlflow
 
     from baghunter.training.plots import plot_confusion_matrix, plot_misclassified
-    from baghunter.training.predict import predict_entries
 
     registry.tracking(settings)
     manifest = _run_manifest(run_id)
-    model = _load_checkpoint(run_id)
+    predictor = _run_predictor(run_id)
     test = manifest.split("test")
-    image_size = int(mlflow.get_run(run_id).data.params["image_size"])
-    probs = predict_entries(model, test, image_size)
+    answers = predictor.predict_files([e.path for e in test])
+    probs = np.stack([a.probs for a in answers]) if answers else np.zeros((0, 0))
     report = evaluate_probabilities(
         [manifest.label_index(e.label) for e in test], probs, manifest.classes
     )
+    report.extra.update(open_set_metrics(predictor, answers, manifest))
     with mlflow.start_run(run_id=run_id):
         registry.log_eval_report(report)
         registry.log_figure(plot_confusion_matrix(report), "plots/confusion_matrix.png")
@@ -101,25 +150,50 @@ def evaluate(run_id: str, settings: Settings) -> EvalReport:
             plot_misclassified(test, probs, manifest.classes), "plots/misclassified.png"
         )
     log.info(
-        "run %s: test accuracy %.3f, macro-F1 %.3f, top-3 %.3f on %d images",
+        "run %s: test accuracy %.3f, macro-F1 %.3f, top-3 %.3f on %d images; open set %s",
         run_id,
         report.accuracy,
         report.macro_f1,
         report.top3_accuracy,
         report.n,
+        {k: round(v, 3) for k, v in report.extra.items()},
     )
     return report
+
+
+def open_set_metrics(
+    predictor: BrandPredictor, known: list[BrandPrediction], manifest: Manifest
+) -> dict[str, float]:
+    """AUROC and answer rates of the open-set gate: known test photos vs outside ones."""
+    if predictor.gate is None or not known:
+        return {}
+    from baghunter.dataset.manifest import OTHER_BRAND, OTHER_CATEGORY
+    from baghunter.training.open_set import auroc
+
+    def scores(answers: list[BrandPrediction]) -> np.ndarray:
+        return np.array([a.open_set.score for a in answers if a.open_set is not None])
+
+    known_scores = scores(known)
+    out = {"open_set_known_answered": float(np.mean([a.known for a in known]))}
+    for label, key in ((OTHER_CATEGORY, "other_category"), (OTHER_BRAND, "other_brand")):
+        paths = [e.path for e in manifest.outside if e.label == label]
+        if not paths:
+            continue
+        outside = predictor.predict_files(paths)
+        out[f"open_set_auroc_{key}"] = auroc(known_scores, scores(outside))
+        out[f"open_set_{key}_rejected"] = float(np.mean([not a.known for a in outside]))
+        out[f"open_set_{key}_count"] = float(len(outside))
+    return out
 
 
 def register(run_id: str, settings: Settings) -> registry.ModelRef:
     """Register the run's model as a new version of ``settings.model_name``."""
     import mlflow
-    import numpy as np
 
     registry.tracking(settings)
     manifest = _run_manifest(run_id)
     model = _load_checkpoint(run_id)
-    image_size = int(mlflow.get_run(run_id).data.params["image_size"])
+    image_size = int(mlflow.get_run(run_id).data.params["chosen.image_size"])
     example = np.zeros((1, image_size, image_size, 3), dtype=np.uint8)
     return registry.register_model(
         model,
@@ -129,6 +203,7 @@ def register(run_id: str, settings: Settings) -> registry.ModelRef:
         dataset_version=manifest.version,
         image_size=image_size,
         input_example=example,
+        extra_metadata={OPEN_SET_METADATA: OPEN_SET_ARTIFACT},
     )
 
 
@@ -136,16 +211,13 @@ def promote(run_id: str, version: int, settings: Settings) -> registry.Promotion
     """Move ``champion`` to the new version only if it beats the champion on this test set."""
     import mlflow
 
-    from baghunter.training.predict import evaluate_model
-
     registry.tracking(settings)
     manifest = _run_manifest(run_id)
     report = EvalReport.from_dict(mlflow.artifacts.load_dict(f"runs:/{run_id}/{REPORT}"))
     test = manifest.split("test")
 
     def score_champion(model_uri: str) -> EvalReport:
-        champion = registry.load_classifier(model_uri)
-        return evaluate_model(champion.model, test, champion.classes, champion.image_size)
+        return BrandPredictor.load(model_uri).evaluate(test)
 
     candidate = registry.ModelRef(
         name=settings.model_name,
@@ -193,10 +265,18 @@ def _log_checkpoint(model: keras.Model) -> None:
         mlflow.log_artifact(str(path), artifact_path=str(Path(CHECKPOINT).parent))
 
 
+def _run_predictor(run_id: str) -> BrandPredictor:
+    """The run's checkpoint with its open-set gate, as serving would use it."""
+    return BrandPredictor(
+        _load_checkpoint(run_id),
+        _run_manifest(run_id).classes,
+        gate=load_gate(run_id),
+        run_id=run_id,
+    )
+
+
 def _load_checkpoint(run_id: str) -> keras.Model:
     import mlflow
-
-    from baghunter.training.predict import load_model
 
     with tempfile.TemporaryDirectory() as tmp:
         local = mlflow.artifacts.download_artifacts(

@@ -1,50 +1,73 @@
-"""Two-phase transfer-learning training of the brand classifier.
+"""Brand training on the shared embedding space: a swept head on stored vectors, then fine-tuning.
 
-Phase 1 ("frozen") trains only the dense head on top of the frozen backbone; by default on
-cached backbone features (:mod:`baghunter.training.features`), which turns the expensive
-part of every epoch into a one-off, at the price of no augmentation in this phase. Phase 2
-("finetune") unfreezes the backbone's last block and trains the full model on augmented
-images at a much lower learning rate, so the pretrained filters adapt without being
-destroyed by the large gradients of a randomly initialised head (the reason for two
-phases at all). Both phases stop early on validation loss and keep their best epoch.
+1. **Vectors.** Every photo of the dataset gets a vector in each candidate embedding
+   space (:mod:`baghunter.embeddings`: the same vectors ``image_features`` stores, keyed
+   by image sha256), so only photos that have none are embedded; right after an ingest
+   that is all of them, after ``image_features`` none.
+2. **Sweep.** A small grid of head choices - input size (one space per size), how many
+   of the last conv blocks are pooled, hidden layers, L2 - each fitted on the stored
+   training vectors and scored on the validation split. Trials cost seconds: no image
+   is decoded and no backbone runs. The best validation accuracy wins (then the lower
+   validation loss, then the smaller head).
+3. **Classifier.** The winning head on top of its embedder: one Keras model taking raw
+   ``uint8`` photos (:func:`baghunter.training.model.build_classifier`).
+4. **Fine-tuning.** The backbone's last block is unfrozen and the whole model trains on
+   augmented raw photos at a low learning rate. It is kept only if validation accuracy
+   improves; otherwise the frozen model stands. Both results are recorded.
+5. **Open set.** The gate (:mod:`baghunter.training.open_set`) keeps the final model's
+   features of the training photos and sets its threshold on the validation photos.
 
-MLflow logging is not done here: callers get the history, timings and an ``on_epoch``
-hook, so this module stays usable from tests, benchmarks and notebooks.
+MLflow logging is not done here: callers get the trials, history, timings and hooks,
+so this module stays usable from tests, benchmarks and notebooks.
 """
 
 from __future__ import annotations
 
 import logging
+import statistics
 import time
 from collections import Counter
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from functools import cached_property
-from pathlib import Path
 from typing import Any, Literal
 
 import keras
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from baghunter.config import Settings
 from baghunter.dataset.manifest import Manifest, ManifestEntry
+from baghunter.embeddings.model import Embedder, EmbedderSpec
 from baghunter.training.backbones import finetune_layers, validate_weights
 from baghunter.training.data import image_dataset, label_indices
-from baghunter.training.features import FeatureCache, backbone_id
-from baghunter.training.model import ClassifierParts, build_classifier
+from baghunter.training.model import (
+    ClassifierParts,
+    build_classifier,
+    classification_head,
+    feature_slice,
+)
+from baghunter.training.open_set import OpenSetGate
 
 logger = logging.getLogger(__name__)
 
 EpochHook = Callable[[str, int, dict[str, float]], None]
+TrialHook = Callable[["Trial"], None]
+
+# Input sizes chosen from the catalog's photos stay within these bounds, in steps of 16:
+# below 32 px VGG16's last block has no spatial extent left, and above 224 px (its
+# native size) a larger input only costs time.
+MIN_AUTO_SIZE, MAX_AUTO_SIZE = 32, 224
 
 
 class TrainConfig(BaseModel):
-    """Hyper-parameters of one training run (logged as MLflow params by the registry).
+    """Hyper-parameters of one training run (logged as MLflow params by the pipeline).
 
-    The defaults are for VGG16 transfer learning. A ``scratch`` model has no pretrained
-    filters to protect, and learns almost nothing while its random backbone is frozen, so
-    it wants few frozen epochs and a ``finetune_learning_rate`` around 1e-3.
+    The tuple-valued fields are the sweep's grid; the chosen point is recorded with the
+    run. The defaults are for VGG16 transfer learning. A ``scratch`` model has nothing
+    pretrained to start from, so nearly all its learning is fine-tuning: it wants a
+    ``finetune_learning_rate`` around 1e-3 and more fine-tuning epochs.
     """
 
     model_config = ConfigDict(frozen=True, extra="forbid")
@@ -53,25 +76,91 @@ class TrainConfig(BaseModel):
     weights: str = Field(
         default="imagenet", description="'imagenet', 'none', or a local .weights.h5 file."
     )
-    image_size: int = Field(default=224, ge=32, description="VGG16 needs at least 32 px.")
+    image_sizes: tuple[int, ...] = Field(
+        default=(),
+        description="Input sizes to try; empty: the shared space's size and the catalog "
+        "photos' own size (their median long side).",
+    )
+    pool_depths: tuple[int, ...] = Field(
+        default=(1, 2, 3), description="How many of the last conv blocks the head reads."
+    )
+    head_units: tuple[tuple[int, ...], ...] = Field(
+        default=((), (256,)), description="Hidden layers of each head tried; () is linear."
+    )
+    l2: tuple[float, ...] = (1e-4, 1e-3)
+    dropout: float = Field(default=0.3, ge=0, lt=1)
     batch_size: int = Field(default=32, ge=1)
-    epochs_frozen: int = Field(default=15, ge=0)
-    epochs_finetune: int = Field(default=5, ge=0, description="0 skips fine-tuning.")
+    epochs_frozen: int = Field(default=80, ge=1, description="Head epochs on stored vectors.")
+    epochs_finetune: int = Field(default=4, ge=0, description="0 skips fine-tuning.")
     learning_rate: float = Field(default=1e-3, gt=0)
     finetune_learning_rate: float = Field(default=1e-5, gt=0)
-    patience: int = Field(default=3, ge=1, description="Early-stopping patience, in epochs.")
+    patience: int = Field(default=8, ge=1, description="Early-stopping patience, in epochs.")
     augment: bool = True
-    cache_features: bool = True
     class_weights: bool = True
+    open_set_accept: float = Field(
+        default=0.95,
+        ge=0.5,
+        lt=1,
+        description="Share of known brands' validation photos the open-set threshold answers.",
+    )
     seed: int = 42
     mixed_precision: bool | Literal["auto"] = Field(
         default="auto", description="'auto' turns float16 compute on only when a GPU is present."
     )
 
     @model_validator(mode="after")
-    def _check_weights(self) -> TrainConfig:
+    def _check(self) -> TrainConfig:
         validate_weights(self.backbone, self.weights)
+        for size in self.image_sizes:
+            if not 32 <= size <= 512:
+                raise ValueError(f"image sizes must be 32..512, not {size}")
+        if not self.pool_depths or not self.head_units or not self.l2:
+            raise ValueError("pool_depths, head_units and l2 need at least one value each")
         return self
+
+
+def train_config(options: dict[str, Any], settings: Settings) -> TrainConfig:
+    """The run's TrainConfig: the options given (None or "" means not given), the rest
+    from settings and TrainConfig's defaults. The one place that says which weights a
+    backbone gets when none are named: VGG16 the configured ones, a scratch CNN none.
+    """
+    given = {k: v for k, v in options.items() if v not in (None, "", [], ())}
+    if "image_size" in given:  # a single pinned size, as the CLI and DAG spell it
+        given["image_sizes"] = (int(given.pop("image_size")),)
+    backbone = given.get("backbone", TrainConfig.model_fields["backbone"].default)
+    given.setdefault("weights", settings.weights if backbone == "vgg16" else "none")
+    return TrainConfig.model_validate(given)
+
+
+@dataclass
+class Trial:
+    """One point of the sweep, fitted on the training vectors and scored on validation."""
+
+    number: int
+    image_size: int
+    pool_depth: int
+    head_units: tuple[int, ...]
+    l2: float
+    space: str = ""
+    val_accuracy: float = 0.0
+    val_loss: float = float("inf")
+    epochs: int = 0
+    seconds: float = 0.0
+    history: dict[str, list[float]] = field(default_factory=dict)
+    head: keras.Model | None = field(default=None, repr=False)
+
+    @property
+    def params(self) -> dict[str, Any]:
+        return {
+            "image_size": self.image_size,
+            "pool_depth": self.pool_depth,
+            "head_units": list(self.head_units),
+            "l2": self.l2,
+        }
+
+    def rank_key(self) -> tuple[float, float, int]:
+        """Smaller is better: accuracy first, then loss, then the simpler head."""
+        return (-self.val_accuracy, self.val_loss, sum(self.head_units))
 
 
 @dataclass
@@ -79,129 +168,277 @@ class TrainOutcome:
     """A trained model and the record of how it got there (for MLflow and benchmarks)."""
 
     model: keras.Model
-    history: dict[str, list[float]]  # phase-prefixed: frozen_loss, finetune_val_accuracy...
     classes: list[str]
-    timings: dict[str, float]  # seconds and images/s per phase, feature extraction seconds
-    feature_cache: dict[str, int] = field(default_factory=lambda: {"computed": 0, "reused": 0})
+    image_size: int
+    space: str  # the embedding space whose vectors trained the head
+    trials: list[Trial]
+    chosen: Trial
+    finetune_kept: bool
+    val_accuracy: dict[str, float]  # "frozen" and, when it ran, "finetune"
+    history: dict[str, list[float]]  # phase-prefixed: frozen_loss, finetune_val_accuracy...
+    timings: dict[str, float]  # seconds per stage, images/s of fine-tuning
+    embedded: dict[str, int]  # photos embedded by this run, per space
+    gate: OpenSetGate
 
 
 def train_classifier(
     manifest: Manifest,
     config: TrainConfig,
+    settings: Settings,
     *,
-    cache_dir: Path,
     on_epoch: EpochHook | None = None,
+    on_trial: TrialHook | None = None,
 ) -> TrainOutcome:
-    """Train a classifier on the manifest's train split, validating on its val split.
+    """Train a classifier on the manifest's train split, choosing on its val split.
 
-    ``cache_dir`` holds the frozen-feature cache (shared across runs and datasets).
-    ``on_epoch(phase, epoch, logs)`` is called after every epoch, with ``phase`` in
-    ``{"frozen", "finetune"}``, a 1-based ``epoch`` and Keras' logs (loss, val_loss...).
-    The test split is not used here: scoring it is ``predict.evaluate_model``'s job, so
-    training cannot peek at it.
+    Vectors are read from and added to ``settings.features_dir``. ``on_trial`` sees each
+    sweep trial as it finishes; ``on_epoch(phase, epoch, logs)`` each fine-tuning epoch
+    (``phase`` ``"finetune"``) and the chosen head's epochs (``"frozen"``). The test
+    split is not used here: scoring it is the evaluation's job, so training cannot peek.
     """
+    from baghunter.embeddings.pipeline import embed_missing, vector_store
+
     train, val = _validated_splits(manifest)
     classes = list(manifest.classes)
-    y_train = label_indices(train, classes)
+    y_train, y_val = label_indices(train, classes), label_indices(val, classes)
     class_weight = _balanced_class_weights(y_train, len(classes)) if config.class_weights else None
-
+    timings: dict[str, float] = {}
     started = time.perf_counter()
-    keras.utils.set_random_seed(config.seed)
-    with _precision_policy(_use_mixed_precision(config.mixed_precision)):
-        model, parts = build_classifier(
-            config.backbone, config.weights, len(classes), config.image_size, augment=config.augment
+
+    # --- 1. vectors in every candidate space ----------------------------------------------
+    sizes = config.image_sizes or auto_image_sizes(train, settings)
+    embedders: dict[int, Embedder] = {}
+    vectors: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    embedded: dict[str, int] = {}
+    photos = {e.sha256: e.path for e in [*train, *val]}
+    for size in sizes:
+        embedder = Embedder(EmbedderSpec(config.backbone, config.weights, size))
+        embedded[embedder.space] = embed_missing(embedder, settings, photos)
+        store = vector_store(settings, embedder.space)
+        _, x_train = store.load([e.sha256 for e in train])
+        _, x_val = store.load([e.sha256 for e in val])
+        embedders[size], vectors[size] = embedder, (x_train, x_val)
+    timings["vectors_s"] = time.perf_counter() - started
+
+    # --- 2. the sweep -------------------------------------------------------------------
+    tick = time.perf_counter()
+    trials: list[Trial] = []
+    grid = [
+        (size, depth, units, l2)
+        for size in sizes
+        for depth in config.pool_depths
+        if depth <= len(embedders[size].block_dims)
+        for units in config.head_units
+        for l2 in config.l2
+    ]
+    for number, (size, depth, units, l2) in enumerate(grid, start=1):
+        trial = Trial(number, size, depth, tuple(units), l2, space=embedders[size].space)
+        columns = feature_slice(embedders[size].block_dims, depth)
+        x_train, x_val = vectors[size]
+        _fit_head(
+            trial,
+            x_train[:, columns],
+            y_train,
+            x_val[:, columns],
+            y_val,
+            config,
+            class_weight,
+            len(classes),
         )
-    data = _Splits(train, val, classes, config)
-    runner = _PhaseRunner(config, len(train), class_weight, on_epoch)
-    cache_stats = {"computed": 0, "reused": 0}
+        trials.append(trial)
+        logger.info(
+            "trial %d/%d %s: val_accuracy=%.4f val_loss=%.4f (%d epochs, %.1f s)",
+            number,
+            len(grid),
+            trial.params,
+            trial.val_accuracy,
+            trial.val_loss,
+            trial.epochs,
+            trial.seconds,
+        )
+        if on_trial is not None:
+            on_trial(trial)
+    chosen = min(trials, key=Trial.rank_key)
+    timings["sweep_s"] = time.perf_counter() - tick
+    logger.info("chosen: trial %d %s", chosen.number, chosen.params)
+    history = {f"frozen_{key}": values for key, values in chosen.history.items()}
+    if on_epoch is not None:
+        for epoch, logs in enumerate(_epoch_logs(chosen.history), start=1):
+            on_epoch("frozen", epoch, logs)
 
-    # --- phase 1: frozen backbone, train the head --------------------------------------
-    parts.backbone.trainable = False
-    if config.epochs_frozen > 0:
-        if config.cache_features:
-            cache_stats = _fit_head_on_cached_features(parts, data, runner, cache_dir)
-        else:
-            _compile(model, config.learning_rate)
-            runner.fit(
-                "frozen",
-                model,
-                config.epochs_frozen,
-                x=data.train_images,
-                shuffle=False,  # the pipeline reshuffles every epoch
-                validation_data=data.val_images,
-            )
+    # --- 3. the classifier: a copy of the chosen space's embedder + the chosen head -------
+    space_dir = vector_store(settings, chosen.space).directory
+    assert chosen.head is not None
+    keras.utils.set_random_seed(config.seed)
+    mixed = _use_mixed_precision(config.mixed_precision)
+    with _precision_policy(mixed):
+        # A copy: fine-tuning must not change the embedder that defines the space.
+        base = Embedder.load(space_dir, verify=not mixed)
+        model, training_model, parts = build_classifier(
+            base, chosen.head, pool_depth=chosen.pool_depth, augment=config.augment
+        )
+    val_accuracy = {"frozen": chosen.val_accuracy}
 
-    # --- phase 2: unfreeze the last block, fine-tune end to end ------------------------
+    # --- 4. fine-tuning, kept only if validation improves ------------------------------
+    finetune_kept = False
+    data = _Splits(train, val, classes, config, chosen.image_size)
     if config.epochs_finetune > 0:
+        tick = time.perf_counter()
+        frozen_weights = model.get_weights()
         _unfreeze_for_finetuning(parts)
-        # Recompiling is required for the new trainable set to take effect; it also gives
-        # phase 2 a fresh optimizer state at the low learning rate.
-        _compile(model, config.finetune_learning_rate)
+        _compile(training_model, config.finetune_learning_rate)
+        runner = _PhaseRunner(config, len(train), class_weight, on_epoch)
         runner.fit(
             "finetune",
-            model,
+            training_model,
             config.epochs_finetune,
             x=data.train_images,
             shuffle=False,  # the pipeline reshuffles every epoch
             validation_data=data.val_images,
         )
+        history.update(runner.history)
+        timings.update(runner.timings)
+        _compile(model, config.finetune_learning_rate)
+        finetuned = model.evaluate(data.val_images, verbose=0, return_dict=True)
+        val_accuracy["finetune"] = float(finetuned["accuracy"])
+        finetune_kept = val_accuracy["finetune"] > val_accuracy["frozen"]
+        if not finetune_kept:
+            model.set_weights(frozen_weights)
+        logger.info(
+            "fine-tuning %s: validation accuracy %.4f -> %.4f",
+            "kept" if finetune_kept else "dropped",
+            val_accuracy["frozen"],
+            val_accuracy["finetune"],
+        )
+        timings["finetune_total_s"] = time.perf_counter() - tick
 
-    runner.timings["total_s"] = time.perf_counter() - started
+    # --- 5. the open-set gate on the final model's features ----------------------------
+    tick = time.perf_counter()
+    if finetune_kept:
+        f_train = np.asarray(parts.feature_extractor.predict(data.train_ordered, verbose=0))
+        f_val = np.asarray(parts.feature_extractor.predict(data.val_images, verbose=0))
+    else:
+        columns = feature_slice(embedders[chosen.image_size].block_dims, chosen.pool_depth)
+        x_train, x_val = vectors[chosen.image_size]
+        f_train, f_val = x_train[:, columns], x_val[:, columns]
+    val_probs = np.asarray(parts.head.predict(f_val, verbose=0))
+    gate = OpenSetGate.fit(
+        f_train,
+        y_train,
+        f_val,
+        val_probs.argmax(axis=1),
+        accept=config.open_set_accept,
+        seed=config.seed,
+    )
+    timings["open_set_s"] = time.perf_counter() - tick
+    timings["total_s"] = time.perf_counter() - started
     return TrainOutcome(
         model=model,
-        history=runner.history,
         classes=classes,
-        timings=runner.timings,
-        feature_cache=cache_stats,
+        image_size=chosen.image_size,
+        space=chosen.space,
+        trials=trials,
+        chosen=chosen,
+        finetune_kept=finetune_kept,
+        val_accuracy=val_accuracy,
+        history=history,
+        timings=timings,
+        embedded=embedded,
+        gate=gate,
     )
 
 
-def _fit_head_on_cached_features(
-    parts: ClassifierParts, data: _Splits, runner: _PhaseRunner, cache_dir: Path
-) -> dict[str, int]:
-    """Phase 1 on pooled features from the cache; returns the cache's counters."""
-    config = data.config
-    cache = FeatureCache(
-        cache_dir, backbone_id(config.backbone, config.weights, parts.backbone, config.image_size)
-    )
+def auto_image_sizes(entries: list[ManifestEntry], settings: Settings) -> tuple[int, ...]:
+    """The shared space's size and the photos' own size (their median long side).
+
+    The shared space's vectors usually exist already (``image_features``), so trying it
+    costs nothing; the photos' own size avoids upsampling small catalog photos to a
+    large input at many times the cost, with nothing gained.
+    """
+    from PIL import Image
+
+    sides = []
+    for entry in entries[:200]:  # a sample: catalogs serve photos at a few fixed sizes
+        try:
+            with Image.open(entry.path) as image:
+                sides.append(max(image.size))
+        except OSError:
+            continue
+    sizes = [settings.embed_image_size]
+    if sides:
+        own = int(round(statistics.median(sides) / 16) * 16)
+        own = min(MAX_AUTO_SIZE, max(MIN_AUTO_SIZE, own))
+        if own not in sizes:
+            sizes.append(own)
+    return tuple(sizes)
+
+
+def _fit_head(
+    trial: Trial,
+    x_train: np.ndarray,
+    y_train: np.ndarray,
+    x_val: np.ndarray,
+    y_val: np.ndarray,
+    config: TrainConfig,
+    class_weight: dict[int, float] | None,
+    num_classes: int,
+) -> None:
+    """Fit one trial's head on vectors (early stopping keeps its best epoch)."""
     tick = time.perf_counter()
-    extractor = parts.feature_extractor
-    x_train = cache.features_for(data.train, extractor, config.image_size, config.batch_size)
-    x_val = cache.features_for(data.val, extractor, config.image_size, config.batch_size)
-    runner.timings["feature_extraction_s"] = time.perf_counter() - tick
-
-    _compile(parts.head, config.learning_rate)
-    runner.fit(
-        "frozen",
-        parts.head,
-        config.epochs_frozen,
-        x=x_train,
-        y=label_indices(data.train, data.classes),
-        batch_size=config.batch_size,
-        shuffle=True,
-        validation_data=(x_val, label_indices(data.val, data.classes)),
+    keras.utils.set_random_seed(config.seed)
+    head = classification_head(
+        x_train.shape[1], num_classes, trial.head_units, config.dropout, trial.l2
     )
-    return {"computed": cache.computed, "reused": cache.reused}
+    _compile(head, config.learning_rate)
+    callbacks = [
+        keras.callbacks.EarlyStopping(
+            monitor="val_loss", patience=config.patience, restore_best_weights=True
+        ),
+        keras.callbacks.ReduceLROnPlateau(
+            monitor="val_loss", factor=0.2, patience=max(1, config.patience // 2), min_lr=1e-6
+        ),
+    ]
+    result = head.fit(
+        x_train,
+        y_train,
+        batch_size=config.batch_size,
+        epochs=config.epochs_frozen,
+        validation_data=(x_val, y_val),
+        class_weight=class_weight,
+        shuffle=True,
+        callbacks=callbacks,
+        verbose=0,
+    )
+    scores = head.evaluate(x_val, y_val, verbose=0, return_dict=True)
+    trial.head = head
+    trial.history = {k: [float(v) for v in values] for k, values in result.history.items()}
+    trial.epochs = len(result.history.get("loss", []))
+    trial.val_accuracy = float(scores["accuracy"])
+    trial.val_loss = float(scores["loss"])
+    trial.seconds = time.perf_counter() - tick
+
+
+def _epoch_logs(history: dict[str, list[float]]) -> Iterator[dict[str, float]]:
+    epochs = len(history.get("loss", []))
+    for i in range(epochs):
+        yield {key: values[i] for key, values in history.items() if i < len(values)}
 
 
 @dataclass
 class _Splits:
-    """Image pipelines built on first use, then shared by both phases.
-
-    Sharing matters: each pipeline caches its decoded images in memory, so when phase 1
-    trains on images, phase 2 reuses its decoding instead of repeating it.
-    """
+    """Image pipelines built on first use, each decoding its photos once (cached)."""
 
     train: list[ManifestEntry]
     val: list[ManifestEntry]
     classes: list[str]
     config: TrainConfig
+    image_size: int
 
     def _dataset(self, entries: list[ManifestEntry], shuffle: bool) -> Any:
         return image_dataset(
             entries,
             self.classes,
-            self.config.image_size,
+            self.image_size,
             self.config.batch_size,
             shuffle=shuffle,
             seed=self.config.seed,
@@ -211,6 +448,10 @@ class _Splits:
     @cached_property
     def train_images(self) -> Any:
         return self._dataset(self.train, shuffle=True)
+
+    @cached_property
+    def train_ordered(self) -> Any:
+        return self._dataset(self.train, shuffle=False)
 
     @cached_property
     def val_images(self) -> Any:
@@ -280,11 +521,12 @@ def _compile(model: keras.Model, learning_rate: float) -> None:
 
 
 def _unfreeze_for_finetuning(parts: ClassifierParts) -> None:
-    parts.backbone.trainable = True
-    unfrozen = {id(layer) for layer in finetune_layers(parts.backbone_name, parts.backbone)}
-    for layer in parts.backbone.layers:
+    backbone = parts.backbone
+    backbone.trainable = True
+    unfrozen = {id(layer) for layer in finetune_layers(parts.backbone_name, backbone)}
+    for layer in backbone.layers:
         layer.trainable = id(layer) in unfrozen
-    logger.info("fine-tuning %d of %d backbone layers", len(unfrozen), len(parts.backbone.layers))
+    logger.info("fine-tuning %d of %d backbone layers", len(unfrozen), len(backbone.layers))
 
 
 class _EpochReporter(keras.callbacks.Callback):
@@ -316,7 +558,7 @@ class _EpochReporter(keras.callbacks.Callback):
 
 @dataclass
 class _PhaseRunner:
-    """Fits the phases with the same callbacks, collecting history and throughput."""
+    """Fits a phase with early stopping, collecting history and throughput."""
 
     config: TrainConfig
     n_train: int
@@ -331,10 +573,6 @@ class _PhaseRunner:
         callbacks = [
             keras.callbacks.EarlyStopping(
                 monitor="val_loss", patience=patience, restore_best_weights=True
-            ),
-            # Reduce before early stopping gives up: a lower rate often rescues a plateau.
-            keras.callbacks.ReduceLROnPlateau(
-                monitor="val_loss", factor=0.2, patience=max(1, patience // 2), min_lr=1e-7
             ),
             _EpochReporter(phase, epochs, self.on_epoch),
         ]

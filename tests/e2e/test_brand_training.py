@@ -21,14 +21,17 @@ from baghunter.sample.server import RouteServer
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
 runner = CliRunner()
-# Small from-scratch CNNs on 32 px images: quick on a CPU.
-UNTRAINED = [
+# Small from-scratch CNNs on 32 px images: quick on a CPU. "Barely trained": one epoch of
+# a head on an untrained CNN's features, no fine-tuning.
+BARELY_TRAINED = [
     "--backbone",
     "scratch",
     "--image-size",
     "32",
+    "--pool-depth",
+    "3",
     "--epochs-frozen",
-    "0",
+    "1",
     "--epochs-finetune",
     "0",
 ]
@@ -83,11 +86,41 @@ def _champion(settings: Settings) -> tuple[int, dict]:
     return int(version.version), version.tags
 
 
+def _assert_swept_and_gated(settings: Settings, run_id: str) -> None:
+    """The run's sweep trials are nested runs of it; its model has an open-set gate."""
+    from mlflow import MlflowClient
+
+    from baghunter import registry
+    from baghunter.embeddings.model import EMBEDDER_META
+
+    registry.tracking(settings)
+    client = MlflowClient()
+    parent = client.get_run(run_id)
+    trials = client.search_runs(
+        [parent.info.experiment_id], f"tags.mlflow.parentRunId = '{run_id}'"
+    )
+    # 1 input size x 2 pooled depths x 2 heads x 2 L2 strengths, each scored on val.
+    assert len(trials) == 8
+    assert all("val_accuracy" in t.data.metrics for t in trials)
+    best = max(t.data.metrics["val_accuracy"] for t in trials)
+    assert parent.data.metrics["val_accuracy_frozen"] == pytest.approx(best)
+    assert parent.data.tags["baghunter.finetune"] in {"kept", "dropped"}
+    assert "val_accuracy_finetune" in parent.data.metrics
+    # The head trained on vectors of the shared space, stored with their embedder.
+    space = parent.data.params["chosen.space"]
+    assert (settings.features_dir / space / EMBEDDER_META).is_file()
+    # The CLI run before it stored every photo's vector: none is embedded twice.
+    assert parent.data.metrics["embedded_photos"] == 0
+    # Open set scored against the catalog's other photos (here: none of other brands).
+    assert 0 <= parent.data.metrics["open_set_threshold"] <= 1
+    assert "test_open_set_known_answered" in parent.data.metrics
+
+
 def test_gate_promotes_better_and_keeps_worse(
     settings: Settings, ingested: Path, catalog: SampleCatalog, training_dag, tmp_path: Path
 ) -> None:
-    # 1. An untrained model becomes champion only because there is none yet.
-    first = _cli("train", "--manifest", str(ingested), *UNTRAINED, "--json")
+    # 1. A barely trained model becomes champion only because there is none yet.
+    first = _cli("train", "--manifest", str(ingested), *BARELY_TRAINED, "--json")
     assert first["promoted"] is True and "no champion" in first["decision"]
     assert first["model_version"] == 1
 
@@ -95,8 +128,8 @@ def test_gate_promotes_better_and_keeps_worse(
     conf = {
         "backbone": "scratch",
         "image_size": 32,
+        "pool_depths": [1, 3],
         "batch_size": 8,
-        "epochs_frozen": 1,
         "epochs_finetune": 15,
         "finetune_learning_rate": 1e-3,
         "patience": 5,
@@ -107,13 +140,14 @@ def test_gate_promotes_better_and_keeps_worse(
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     assert run.state == "success", states
     version, tags = _champion(settings)
-    assert version == 2
+    assert version == 2  # exactly one version registered by the run
     assert json.loads(tags["classes"]) == sorted({p.brand for p in catalog.products})
     train_ti = next(ti for ti in run.get_task_instances() if ti.task_id == "train")
     assert train_ti.xcom_pull(task_ids="train", key="mlflow_run_url").startswith("runs:/")
+    _assert_swept_and_gated(settings, train_ti.xcom_pull(task_ids="train"))
 
-    # 3. Another untrained model is registered but does not take the alias.
-    third = _cli("train", "--manifest", str(ingested), *UNTRAINED, "--json")
+    # 3. Another barely trained model is registered but does not take the alias.
+    third = _cli("train", "--manifest", str(ingested), *BARELY_TRAINED, "--json")
     assert third["promoted"] is False
     assert _champion(settings)[0] == 2
 
@@ -139,3 +173,5 @@ def test_gate_promotes_better_and_keeps_worse(
 
     predicted = _cli("predict", str(next((folder / "AURELIA").iterdir())))
     assert predicted[0]["predictions"][0]["brand"] in {p.brand for p in catalog.products}
+    assert set(predicted[0]) == {"image", "brand", "predictions", "open_set"}
+    assert predicted[0]["open_set"]["threshold"] > 0

@@ -13,6 +13,7 @@ from __future__ import annotations
 import io
 import shutil
 import socket
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -28,14 +29,19 @@ from PIL import Image, ImageDraw
 
 from baghunter import registry
 from baghunter.config import Settings
+from baghunter.inference import OPEN_SET_ARTIFACT, OPEN_SET_METADATA
 from baghunter.serving.app import create_app
 from baghunter.serving.holder import ModelHolder
+from baghunter.training.model import FEATURES_LAYER
+from baghunter.training.open_set import OpenSetGate
 
 keras = pytest.importorskip("keras")
 mlflow = pytest.importorskip("mlflow")
 uvicorn = pytest.importorskip("uvicorn")
 
 CLASSES = ["Red Brand", "Green Brand", "Blue Brand"]
+STUDIO_BACKGROUND = (236, 238, 244)
+GREY = (128, 128, 128)  # none of the brands' colours: answered "none of our brands"
 COLOURS: dict[str, tuple[int, int, int]] = {
     "Red Brand": (220, 30, 30),
     "Green Brand": (30, 200, 40),
@@ -63,7 +69,7 @@ def photo(
 
 def product_photo(colour: tuple[int, int, int], size: int = 480) -> bytes:
     """A bag-like shape on a pale studio background, as a PNG (for the upload page)."""
-    image = Image.new("RGB", (size, size), (236, 238, 244))
+    image = Image.new("RGB", (size, size), STUDIO_BACKGROUND)
     draw = ImageDraw.Draw(image)
     s = size / 10
     draw.rounded_rectangle((2 * s, 3.6 * s, 8 * s, 8.4 * s), radius=int(0.6 * s), fill=colour)
@@ -86,13 +92,36 @@ def colour_classifier(sharpness: float = 5.0) -> keras.Model:
             # Named "resize" like the real classifier's layer: prediction reads its size.
             keras.layers.Resizing(8, 8, name="resize"),
             keras.layers.Rescaling(1 / 255),
-            keras.layers.GlobalAveragePooling2D(),
+            # Named as the real classifier's features layer: the open-set gate reads it.
+            keras.layers.GlobalAveragePooling2D(name=FEATURES_LAYER),
             keras.layers.Dense(len(CLASSES), activation="softmax"),
         ]
     )
     kernel = np.eye(3, dtype="float32") * sharpness  # red channel -> "Red Brand", ...
     model.layers[-1].set_weights([kernel, np.zeros(len(CLASSES), "float32")])
     return model
+
+
+def colour_gate(seed: int = 0) -> OpenSetGate:
+    """The open-set gate of a colour classifier.
+
+    Its features are a photo's mean colour, so its references are each brand's colour
+    mixed with a studio background in any share (a product shot is mostly background),
+    jittered; a photo whose colour is none of the brands' (grey) is "none of our brands".
+    """
+    rng = np.random.default_rng(seed)
+    background = np.array(STUDIO_BACKGROUND, np.float32)
+
+    def references(n: int) -> tuple[np.ndarray, np.ndarray]:
+        labels = np.arange(n) % len(CLASSES)
+        colour = np.array([COLOURS[CLASSES[i]] for i in labels], np.float32)
+        share = rng.uniform(0.25, 1.0, size=(n, 1))
+        mixed = share * colour + (1 - share) * background + rng.normal(0, 8, colour.shape)
+        return np.clip(mixed, 0, 255) / 255, labels
+
+    train, train_labels = references(90)
+    val, val_labels = references(45)
+    return OpenSetGate.fit(train, train_labels, val, val_labels, accept=0.95, k=3)
 
 
 class Registry:
@@ -108,6 +137,9 @@ class Registry:
     ) -> registry.ModelRef:
         with mlflow.start_run(experiment_id=self.experiment_id) as run:
             mlflow.log_metrics(TEST_METRICS)
+            with tempfile.TemporaryDirectory() as tmp:
+                gate = colour_gate().save(Path(tmp) / Path(OPEN_SET_ARTIFACT).name)
+                mlflow.log_artifact(str(gate), str(Path(OPEN_SET_ARTIFACT).parent))
             ref = registry.register_model(
                 colour_classifier(sharpness),
                 run_id=run.info.run_id,
@@ -116,6 +148,7 @@ class Registry:
                 dataset_version=DATASET_VERSION,
                 image_size=8,
                 input_example=np.zeros((1, 8, 8, 3), np.uint8),
+                extra_metadata={OPEN_SET_METADATA: OPEN_SET_ARTIFACT},
             )
         if promote:
             self.promote(ref)

@@ -11,6 +11,7 @@ from tests.serving.conftest import (
     CLASSES,
     COLOURS,
     DATASET_VERSION,
+    GREY,
     TEST_METRICS,
     Service,
     assert_error,
@@ -131,3 +132,40 @@ def test_health_endpoints(service: Service, champion: registry.ModelRef) -> None
     ready = service.client.get("/readyz")
     assert ready.status_code == 200
     assert ready.json()["model_version"] == str(champion.version)
+
+
+def test_every_predict_route_says_whether_the_photo_shows_one_of_the_brands(
+    service: Service,
+) -> None:
+    known = service.client.post(
+        "/v1/predict", files={"file": ("red.png", photo(COLOURS["Red Brand"]), "image/png")}
+    )
+    assert known.status_code == 200, known.text
+    body = known.json()
+    assert body["brand"] == "Red Brand"
+    gate = body["open_set"]
+    assert gate["known"] is True and 0 <= gate["threshold"] <= gate["score"] <= 1
+
+    unknown = service.client.post(
+        "/v1/predict", files={"file": ("grey.png", photo(GREY), "image/png")}
+    )
+    assert unknown.status_code == 200, unknown.text
+    body = unknown.json()
+    assert body["brand"] is None  # none of our brands...
+    assert body["open_set"]["known"] is False
+    assert body["open_set"]["score"] < body["open_set"]["threshold"]
+    assert len(body["predictions"]) == len(CLASSES)  # ...the ranking is still there
+
+    batch = service.client.post(
+        "/v1/predict/batch",
+        files=[
+            ("files", ("blue.png", photo(COLOURS["Blue Brand"]), "image/png")),
+            ("files", ("grey.png", photo(GREY), "image/png")),
+        ],
+    )
+    assert batch.status_code == 200, batch.text
+    blue, grey = batch.json()["results"]
+    assert blue["brand"] == "Blue Brand" and blue["open_set"]["known"] is True
+    assert grey["brand"] is None and grey["open_set"]["known"] is False
+    details = service.client.get("/v1/model").json()
+    assert details["open_set_threshold"] == pytest.approx(gate["threshold"])

@@ -31,6 +31,13 @@ pytestmark = pytest.mark.slow
 EMBED = {"BAGHUNTER_EMBED_BACKBONE": "scratch", "BAGHUNTER_EMBED_IMAGE_SIZE": "32"}
 
 
+# The audit's plumbing is under test here, not the attribute model's quality: an attribute
+# model on an untrained CNN's features is sure of a colour only now and then, so the
+# service is given thresholds it can meet (the defaults are set on real photos:
+# docs/benchmarks.md, "Listing audit").
+AUDIT = {"audit_min_confidence": 0.25, "audit_max_claimed_probability": 0.1}
+
+
 def _cli(*args: str) -> Any:
     result = CliRunner().invoke(app, list(args))
     assert result.exit_code == 0, result.output
@@ -71,6 +78,7 @@ def product_service(
             "embed_backbone": "scratch",
             "embed_image_size": 32,
             "weights": "none",
+            **AUDIT,
         }
     )
     with styles.open(newline="") as handle:
@@ -163,7 +171,10 @@ def test_audit_flags_a_contradicted_claim_and_passes_a_true_one(
     # a finding; claiming the predicted one must not.
     for candidate in sorted(photo.parent.glob("*.jpg"))[:40]:
         colours = _attributes(service, candidate.read_bytes())["baseColour"]
-        if colours[0]["probability"] >= 0.9 and colours[-1]["probability"] <= 0.05:
+        if (
+            colours[0]["probability"] >= AUDIT["audit_min_confidence"]
+            and colours[-1]["probability"] <= AUDIT["audit_max_claimed_probability"]
+        ):
             break
     else:
         pytest.fail("the attribute model is not confident on any catalog photo")
@@ -182,7 +193,7 @@ def test_audit_flags_a_contradicted_claim_and_passes_a_true_one(
     assert [(f["field"], f["claimed"], f["predicted"]) for f in flagged["findings"]] == [
         ("baseColour", wrong, right)
     ]
-    assert flagged["findings"][0]["confidence"] >= 0.9
+    assert flagged["findings"][0]["confidence"] >= AUDIT["audit_min_confidence"]
     assert flagged["unscorable"] == ["gender"]  # a value the model has no class for
     assert flagged["models"] == {"product-attributes": "1"}
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from baghunter import registry
-from tests.serving.conftest import COLOURS, Service, product_photo
+from tests.serving.conftest import COLOURS, GREY, Service, product_photo
 
 pytestmark = pytest.mark.browser
 
@@ -74,6 +74,29 @@ def test_upload_shows_the_top_brands(
     expect(page.locator("#results .bar")).to_have_count(3)
     expect(page.locator("#preview")).to_be_visible()
     expect(page.locator("#error")).to_be_hidden()
+    # Why this brand: the heatmap beside the photo, loaded from /v1/explain.
+    expect(page.locator("#explain-box")).to_be_visible()
+    expect(page.locator("#heatmap-caption")).to_contain_text("Why Red Brand")
+    loaded = page.eval_on_selector("#heatmap", "img => img.complete && img.naturalWidth")
+    assert loaded and loaded > 0
+    page.screenshot(path=str(tmp_path / "explained.png"))
+
+
+def test_a_photo_of_none_of_the_brands_is_said_so_plainly(
+    page: Any, service: Service, tmp_path: Path
+) -> None:
+    from playwright.sync_api import expect
+
+    grey = tmp_path / "grey.png"
+    grey.write_bytes(product_photo(GREY))
+    page.goto(service.url + "/")
+    expect(page.locator("#model")).to_contain_text("v")
+    page.set_input_files("#file", str(grey))
+
+    verdict = page.locator("#results li.unknown")
+    expect(verdict).to_contain_text("Not one of the 3 brands this model knows")
+    expect(page.locator("#results .bar")).to_have_count(0)  # no bars suggesting an answer
+    expect(page.locator("#explain-box")).to_be_hidden()
 
 
 def test_dropped_photo_is_scored(page: Any, service: Service) -> None:

@@ -1,4 +1,4 @@
-"""Two-phase training end to end on the synthetic brands (real files, real Keras fits)."""
+"""Brand training end to end on the synthetic brands: stored vectors, sweep, fine-tuning, gate."""
 
 from __future__ import annotations
 
@@ -10,153 +10,221 @@ import keras
 import numpy as np
 import pytest
 
+from baghunter.config import Settings
 from baghunter.dataset.manifest import Manifest
-from baghunter.training.model import build_classifier
-from baghunter.training.predict import evaluate_model
-from baghunter.training.train import TrainConfig, TrainOutcome, train_classifier
+from baghunter.embeddings.model import EMBEDDER_META, Embedder, EmbedderSpec
+from baghunter.embeddings.pipeline import vector_store
+from baghunter.inference import BrandPredictor
+from baghunter.training.train import (
+    TrainConfig,
+    TrainOutcome,
+    Trial,
+    auto_image_sizes,
+    train_classifier,
+    train_config,
+)
 
 IMAGE_SIZE = 32
 
-# A from-scratch CNN barely benefits from a frozen random backbone, so nearly all the
-# learning is in the fine-tuning phase, at a learning rate suited to random weights.
+# A from-scratch CNN's frozen features are a random projection: the head learns a little
+# from them, and fine-tuning the whole CNN at a rate suited to random weights does the rest.
 SCRATCH = TrainConfig(
     backbone="scratch",
     weights="none",
-    image_size=IMAGE_SIZE,
+    image_sizes=(IMAGE_SIZE,),
+    pool_depths=(1, 3),
+    head_units=((),),
+    l2=(1e-4, 1e-2),
     batch_size=8,
-    epochs_frozen=2,
+    epochs_frozen=40,
     epochs_finetune=8,
-    learning_rate=3e-3,
     finetune_learning_rate=2e-3,
-    patience=8,
+    patience=6,
     seed=42,
 )
+
+
+def _settings(home: Path) -> Settings:
+    return Settings(_env_file=None, home=home, embed_image_size=IMAGE_SIZE)  # type: ignore[call-arg]
 
 
 @dataclasses.dataclass
 class TrainedRun:
     outcome: TrainOutcome
+    trials: list[Trial]
     events: list[tuple[str, int, dict[str, float]]]
-    cache_dir: Path
+    settings: Settings
 
 
 @pytest.fixture(scope="module")
 def scratch_run(
     synthetic_manifest: Manifest, tmp_path_factory: pytest.TempPathFactory
 ) -> TrainedRun:
+    settings = _settings(tmp_path_factory.mktemp("train-home"))
     events: list[tuple[str, int, dict[str, float]]] = []
-    cache_dir = tmp_path_factory.mktemp("feature-cache")
+    trials: list[Trial] = []
     outcome = train_classifier(
         synthetic_manifest,
         SCRATCH,
-        cache_dir=cache_dir,
+        settings,
         on_epoch=lambda phase, epoch, logs: events.append((phase, epoch, logs)),
+        on_trial=trials.append,
     )
-    return TrainedRun(outcome, events, cache_dir)
+    return TrainedRun(outcome, trials, events, settings)
 
 
 @pytest.mark.slow
-def test_scratch_model_learns_the_synthetic_brands(
+def test_the_model_learns_the_synthetic_brands(
     scratch_run: TrainedRun, synthetic_manifest: Manifest
 ) -> None:
-    report = evaluate_model(
-        scratch_run.outcome.model,
-        synthetic_manifest.split("test"),
-        synthetic_manifest.classes,
-        IMAGE_SIZE,
-    )
+    predictor = BrandPredictor(scratch_run.outcome.model, scratch_run.outcome.classes)
+    report = predictor.evaluate(synthetic_manifest.split("test"))
     assert report.n == len(synthetic_manifest.split("test"))
     assert report.accuracy >= 0.8  # chance is 1/3
-
-
-@pytest.mark.slow
-def test_history_and_epoch_hook_cover_both_phases(scratch_run: TrainedRun) -> None:
-    history = scratch_run.outcome.history
-    for phase in ("frozen", "finetune"):
-        phase_events = [(e, logs) for p, e, logs in scratch_run.events if p == phase]
-        epochs = [e for e, _ in phase_events]
-        assert epochs == list(range(1, len(epochs) + 1)) and epochs
-        for key in ("loss", "accuracy", "val_loss", "val_accuracy"):
-            assert history[f"{phase}_{key}"] == pytest.approx(
-                [logs[key] for _, logs in phase_events]
-            )
-
-    timings = scratch_run.outcome.timings
-    assert timings["frozen_epochs"] == len(history["frozen_loss"])
-    for key in ("feature_extraction_s", "frozen_s", "finetune_s", "finetune_images_per_s"):
-        assert timings[key] > 0
     assert scratch_run.outcome.classes == ["amber", "cobalt", "jade"]
 
 
 @pytest.mark.slow
-def test_retraining_reuses_cached_features(
-    scratch_run: TrainedRun, synthetic_manifest: Manifest
+def test_the_sweep_tries_every_point_and_keeps_the_best_on_validation(
+    scratch_run: TrainedRun,
 ) -> None:
-    n_train_val = len(synthetic_manifest.split("train")) + len(synthetic_manifest.split("val"))
-    assert scratch_run.outcome.feature_cache == {"computed": n_train_val, "reused": 0}
-
-    # Same seed, so the same random backbone: its features are already on disk.
-    config = SCRATCH.model_copy(update={"epochs_frozen": 1, "epochs_finetune": 0})
-    again = train_classifier(synthetic_manifest, config, cache_dir=scratch_run.cache_dir)
-
-    assert again.feature_cache == {"computed": 0, "reused": n_train_val}
-    assert not any(key.startswith("finetune_") for key in again.history)
-
-
-def test_uncached_frozen_phase_trains_only_the_head(
-    synthetic_manifest: Manifest, tmp_path: Path
-) -> None:
-    seen: dict[str, Any] = {}
-
-    def snapshot(phase: str, epoch: int, logs: dict[str, float]) -> None:
-        seen["epochs"] = epoch
-
-    config = SCRATCH.model_copy(
-        update={"cache_features": False, "epochs_frozen": 1, "epochs_finetune": 0}
-    )
-    keras.utils.set_random_seed(config.seed)
-    # The same seed builds the same initial model, so its weights are the "before".
-    initial, _ = build_classifier("scratch", "none", 3, IMAGE_SIZE)
-    outcome = train_classifier(synthetic_manifest, config, cache_dir=tmp_path, on_epoch=snapshot)
-
-    assert outcome.feature_cache == {"computed": 0, "reused": 0}
-    assert not any(tmp_path.iterdir())  # nothing cached
-    assert seen["epochs"] == 1
-    before = {w.path: keras.ops.convert_to_numpy(w) for w in initial.weights}
-    after = {w.path: keras.ops.convert_to_numpy(w) for w in outcome.model.weights}
-    assert before.keys() == after.keys()
-    changed = {path for path in before if not np.array_equal(before[path], after[path])}
-    head = {w.path for w in outcome.model.get_layer("head").weights}
-    assert changed == head
+    outcome = scratch_run.outcome
+    assert scratch_run.trials == outcome.trials
+    points = {(t.image_size, t.pool_depth, t.head_units, t.l2) for t in outcome.trials}
+    assert points == {(IMAGE_SIZE, d, (), l2) for d in (1, 3) for l2 in (1e-4, 1e-2)}
+    assert outcome.chosen is min(outcome.trials, key=Trial.rank_key)
+    assert all(0 <= t.val_accuracy <= 1 and t.epochs >= 1 for t in outcome.trials)
+    assert outcome.val_accuracy["frozen"] == outcome.chosen.val_accuracy
+    # The chosen head's epochs are reported as the frozen phase.
+    frozen = [e for p, e, _ in scratch_run.events if p == "frozen"]
+    assert frozen == list(range(1, outcome.chosen.epochs + 1))
 
 
 @pytest.mark.slow
-def test_vgg16_runs_both_phases_and_finetunes_only_block5(
-    synthetic_manifest: Manifest, tmp_path: Path
+def test_the_head_trained_on_vectors_stored_in_the_shared_space(scratch_run: TrainedRun) -> None:
+    outcome = scratch_run.outcome
+    store = vector_store(scratch_run.settings, outcome.space)
+    assert outcome.embedded == {outcome.space: len(store)} and len(store) > 0
+    assert (store.directory / EMBEDDER_META).is_file()
+    # The space is the one the embedding stage computes with the same settings.
+    assert outcome.space == Embedder(EmbedderSpec("scratch", "none", IMAGE_SIZE)).space
+
+
+@pytest.mark.slow
+def test_finetuning_is_kept_only_when_validation_improves(
+    scratch_run: TrainedRun, synthetic_manifest: Manifest
 ) -> None:
+    outcome = scratch_run.outcome
+    assert outcome.finetune_kept == (
+        outcome.val_accuracy["finetune"] > outcome.val_accuracy["frozen"]
+    )
+    # Here it improves (a random backbone has everything to gain), and the fine-tuned
+    # weights are the ones in the model.
+    assert outcome.finetune_kept
+    finetune = [e for p, e, _ in scratch_run.events if p == "finetune"]
+    assert finetune and finetune == list(range(1, len(finetune) + 1))
+    assert outcome.timings["finetune_images_per_s"] > 0
+    predictor = BrandPredictor(outcome.model, outcome.classes)
+    val = predictor.evaluate(synthetic_manifest.split("val"))
+    assert val.accuracy == pytest.approx(outcome.val_accuracy["finetune"])
+
+
+@pytest.mark.slow
+def test_a_finetuning_that_hurts_is_dropped(
+    scratch_run: TrainedRun, synthetic_manifest: Manifest
+) -> None:
+    # A learning rate that wrecks the backbone: validation accuracy falls, and the model
+    # that comes out is the frozen one, whose stored-vector head scores as in the sweep.
+    config = SCRATCH.model_copy(
+        update={
+            "pool_depths": (scratch_run.outcome.chosen.pool_depth,),
+            "l2": (scratch_run.outcome.chosen.l2,),
+            "finetune_learning_rate": 5.0,
+            "epochs_finetune": 2,
+            "patience": 1,
+        }
+    )
+    outcome = train_classifier(synthetic_manifest, config, scratch_run.settings)
+    assert outcome.embedded == {outcome.space: 0}  # every vector was already stored
+    assert not outcome.finetune_kept
+    assert outcome.val_accuracy["finetune"] <= outcome.val_accuracy["frozen"]
+    predictor = BrandPredictor(outcome.model, outcome.classes)
+    val = predictor.evaluate(synthetic_manifest.split("val"))
+    assert val.accuracy == pytest.approx(outcome.val_accuracy["frozen"])
+
+
+@pytest.mark.slow
+def test_the_open_set_gate_accepts_known_brands_and_refuses_noise(
+    scratch_run: TrainedRun, synthetic_manifest: Manifest, tmp_path: Path
+) -> None:
+    outcome = scratch_run.outcome
+    path = tmp_path / "m.keras"
+    outcome.model.save(path)
+    from baghunter.inference import load_model
+
+    predictor = BrandPredictor(load_model(path), outcome.classes, gate=outcome.gate)
+    test = synthetic_manifest.split("test")
+    answers = predictor.predict_files([e.path for e in test])
+    assert np.mean([a.known for a in answers]) >= 0.6
+    rng = np.random.default_rng(0)
+    unknown = [rng.integers(0, 256, size=(60, 60, 3), dtype=np.uint8) for _ in range(5)]
+    unknown.append(np.full((60, 60, 3), 30, np.uint8))  # a dark empty frame
+    assert [predictor.brand(a) for a in predictor.predict(unknown)] == [None] * len(unknown)
+
+
+def test_vgg16_finetunes_only_its_last_block(synthetic_manifest: Manifest, tmp_path: Path) -> None:
     config = TrainConfig(
         backbone="vgg16",
         weights="none",
-        image_size=IMAGE_SIZE,
+        image_sizes=(IMAGE_SIZE,),
+        pool_depths=(3,),
+        head_units=((),),
+        l2=(1e-4,),
         batch_size=16,
-        epochs_frozen=1,
+        epochs_frozen=2,
         epochs_finetune=1,
+        finetune_learning_rate=1e-2,
     )
-    keras.utils.set_random_seed(config.seed)
-    _, initial = build_classifier("vgg16", "none", 3, IMAGE_SIZE)
-    before = {w.path: keras.ops.convert_to_numpy(w) for w in initial.backbone.weights}
-
-    outcome = train_classifier(synthetic_manifest, config, cache_dir=tmp_path)
-
-    assert len(outcome.history["frozen_loss"]) == 1
+    settings = _settings(tmp_path)
+    outcome = train_classifier(synthetic_manifest, config, settings)
+    space = vector_store(settings, outcome.space).directory
+    before = Embedder.load(space)
+    initial = {w.path: keras.ops.convert_to_numpy(w) for w in before.backbone.weights}
     assert len(outcome.history["finetune_loss"]) == 1
-    backbone = outcome.model.get_layer("vgg16")
     changed = {
         w.path
-        for w in backbone.weights
-        if not np.array_equal(before[w.path], keras.ops.convert_to_numpy(w))
+        for w in outcome.model.get_layer("vgg16_taps").weights
+        if not np.array_equal(initial[w.path], keras.ops.convert_to_numpy(w))
     }
-    assert changed and all("block5_conv" in path for path in changed), sorted(changed)
+    if outcome.finetune_kept:
+        assert changed and all("block5_conv" in path for path in changed), sorted(changed)
+    else:
+        assert not changed
+    # Fine-tuning a copy never changes the embedder that defines the space.
+    assert Embedder.load(space).space == outcome.space
+
+
+def test_input_sizes_follow_the_catalog_photos(
+    synthetic_manifest: Manifest, tmp_path: Path
+) -> None:
+    # The synthetic photos are 40-96 px: their median long side, in steps of 16, beside
+    # the shared space's own size.
+    sizes = auto_image_sizes(synthetic_manifest.split("train"), _settings(tmp_path))
+    assert sizes[0] == IMAGE_SIZE and len(sizes) == 2
+    assert 48 <= sizes[1] <= 96 and sizes[1] % 16 == 0
+
+
+def test_train_config_fills_what_was_not_given(tmp_path: Path) -> None:
+    settings = Settings(
+        _env_file=None,  # type: ignore[call-arg]
+        home=tmp_path,
+        weights="/models/vgg16.weights.h5",
+    )
+    with pytest.raises(FileNotFoundError):  # VGG16 gets the configured weights...
+        train_config({"backbone": None}, settings)
+    scratch = train_config({"backbone": "scratch", "image_size": 48, "epochs_frozen": ""}, settings)
+    assert scratch.weights == "none" and scratch.image_sizes == (48,)  # ...a scratch CNN none
+    assert scratch.epochs_frozen == TrainConfig.model_fields["epochs_frozen"].default
 
 
 def without_split(manifest: Manifest, split: str) -> Manifest:
@@ -182,23 +250,10 @@ def test_unusable_datasets_are_refused_before_training(
     synthetic_manifest: Manifest, tmp_path: Path, make: Any, message: str
 ) -> None:
     with pytest.raises(ValueError, match=message):
-        train_classifier(make(synthetic_manifest), SCRATCH, cache_dir=tmp_path)
+        train_classifier(make(synthetic_manifest), SCRATCH, _settings(tmp_path))
+    assert not (tmp_path / "features").exists()  # refused before any embedding
 
 
 def test_config_rejects_pretrained_weights_for_scratch() -> None:
     with pytest.raises(ValueError, match="scratch"):
         TrainConfig(backbone="scratch", weights="imagenet")
-
-
-@pytest.mark.slow
-def test_mixed_precision_keeps_float32_probabilities_and_restores_policy(
-    synthetic_manifest: Manifest, tmp_path: Path
-) -> None:
-    config = SCRATCH.model_copy(
-        update={"mixed_precision": True, "epochs_frozen": 1, "epochs_finetune": 1}
-    )
-    outcome = train_classifier(synthetic_manifest, config, cache_dir=tmp_path)
-
-    assert outcome.model.get_layer("scratch_cnn").compute_dtype == "float16"
-    assert outcome.model.output.dtype == "float32"
-    assert keras.config.dtype_policy().name == "float32"

@@ -1,6 +1,6 @@
-// Upload page: choose or drop a photo; show its top brands (/v1/predict), its attributes
-// (/v1/attributes) and the catalog's look-alikes (/v1/similar); check a listing's claims
-// against it (/v1/audit). Each panel fails on its own: a missing model hides one answer only.
+// Upload page: choose or drop a photo; show its top brands (/v1/predict) or that it shows
+// none of them, why (/v1/explain heatmap), its attributes (/v1/attributes) and the
+// catalog's look-alikes (/v1/similar); check a listing's claims against it (/v1/audit). Each panel fails on its own: a missing model hides one answer only.
 // Plain browser JavaScript on purpose: no build step and nothing fetched from a CDN.
 "use strict";
 
@@ -18,6 +18,8 @@ const keyForm = el("key-form");
 
 let lastFile = null;
 let previewUrl = null;
+let heatmapUrl = null;
+let knownBrands = null; // the served model's brands, from /v1/model
 
 function apiHeaders() {
   const key = sessionStorage.getItem(KEY_STORAGE);
@@ -56,6 +58,7 @@ async function loadModelBadge() {
     const response = await fetch("/v1/model", { headers: apiHeaders() });
     if (response.ok) {
       const model = await response.json();
+      knownBrands = model.classes;
       badge.textContent = describeModel(model);
       badge.className = "model-badge ready";
     } else if (response.status === 401) {
@@ -71,9 +74,26 @@ async function loadModelBadge() {
   }
 }
 
+function renderUnknown(body) {
+  // "None of our brands": said plainly, with no bars that would suggest an answer.
+  const count = knownBrands ? knownBrands.length : body.predictions.length;
+  const item = document.createElement("li");
+  item.className = "result unknown";
+  const verdict = document.createElement("strong");
+  verdict.textContent = `Not one of the ${count} brands this model knows`;
+  const detail = document.createElement("span");
+  detail.className = "unknown-detail";
+  const gate = body.open_set;
+  detail.textContent = `Its closest brand, ${body.predictions[0].brand}, is too far from every photo it was trained on (match ${gate.score.toFixed(2)}, needs ${gate.threshold.toFixed(2)}).`;
+  item.append(verdict, detail);
+  results.append(item);
+}
+
 function renderPredictions(body) {
   results.replaceChildren();
-  body.predictions.forEach((prediction, index) => {
+  if (body.brand === null && body.open_set) {
+    renderUnknown(body);
+  } else body.predictions.forEach((prediction, index) => {
     const percent = (prediction.probability * 100).toFixed(1);
     const item = document.createElement("li");
     item.className = index === 0 ? "result top" : "result";
@@ -137,12 +157,39 @@ async function predict(file) {
       return;
     }
     showStatus("");
-    renderPredictions(await response.json());
+    const body = await response.json();
+    renderPredictions(body);
+    if (body.brand !== null) loadExplanation(file);
   } catch (_) {
     showStatus("");
     showError("The service could not be reached. Check your connection and try again.");
   } finally {
     drop.classList.remove("busy");
+  }
+}
+
+// Why this brand: the /v1/explain heatmap, shown beside the photo.
+async function loadExplanation(file) {
+  const box = el("explain-box");
+  const caption = el("heatmap-caption");
+  const form = new FormData();
+  form.append("file", file, file.name);
+  try {
+    const response = await fetch("/v1/explain", { method: "POST", body: form, headers: apiHeaders() });
+    if (file !== lastFile) return;
+    if (!response.ok) {
+      box.hidden = true;
+      return;
+    }
+    const brand = decodeURIComponent(response.headers.get("X-Explained-Brand") || "");
+    if (heatmapUrl) URL.revokeObjectURL(heatmapUrl);
+    heatmapUrl = URL.createObjectURL(await response.blob());
+    if (file !== lastFile) return;
+    el("heatmap").src = heatmapUrl;
+    caption.textContent = `Why ${brand}: the brighter an area, the more the answer rests on it`;
+    box.hidden = false;
+  } catch (_) {
+    box.hidden = true;
   }
 }
 
@@ -274,6 +321,7 @@ function choose(file) {
   name.textContent = `${file.name} · ${(file.size / 1024).toFixed(0)} KB · click or drop another photo to replace it`;
   name.hidden = false;
   el("audit-result").replaceChildren();
+  el("explain-box").hidden = true;
   predict(file);
   loadAttributes(file);
   loadSimilar(file);
