@@ -170,13 +170,35 @@ def open_set_row(model_uri: str, manifest: Any) -> dict[str, Any]:
     known = predictor.predict_files([e.path for e in manifest.split("test")])
     row: dict[str, Any] = {
         "threshold": predictor.gate.threshold if predictor.gate else None,
+        "variant": predictor.gate.variant.name() if predictor.gate else None,
         "known_answered": float(np.mean([a.known for a in known])),
     }
+    # Thresholds letting other shares of the known *validation* photos through: the
+    # trade-off a user sets with --open-set-accept, read on the test photos.
+    val_scores = np.array(
+        [
+            a.open_set.score
+            for a in predictor.predict_files([e.path for e in manifest.split("val")])
+            if a.open_set
+        ]
+    )
+    thresholds = {
+        accept: float(np.quantile(val_scores, 1 - accept, method="lower"))
+        for accept in (0.8, 0.85, 0.9, 0.95)
+    }
+    known_scores = np.array([a.open_set.score for a in known if a.open_set])
+    row["by_accept"] = {
+        str(accept): {"threshold": t, "known_answered": float(np.mean(known_scores >= t))}
+        for accept, t in thresholds.items()
+    }
     for label, key in ((OTHER_CATEGORY, "other_category"), (OTHER_BRAND, "other_brand")):
-        paths = [e.path for e in manifest.outside if e.label == label]
+        paths = [e.path for e in manifest.outside if e.label == label and e.split == "test"]
         if not paths:
             continue
         outside = predictor.predict_files(paths)
+        outside_scores = np.array([a.open_set.score for a in outside if a.open_set])
+        for accept, t in thresholds.items():
+            row["by_accept"][str(accept)][f"{key}_rejected"] = float(np.mean(outside_scores < t))
         gate_known = [a.open_set.score for a in known if a.open_set]
         gate_out = [a.open_set.score for a in outside if a.open_set]
         row[key] = {
@@ -196,9 +218,14 @@ def linear_probe(manifest: Any, space: str, settings: Settings) -> dict[str, Any
     from sklearn.linear_model import LogisticRegression
     from sklearn.preprocessing import StandardScaler
 
-    from baghunter.embeddings.pipeline import vector_store
+    from baghunter.embeddings.model import Embedder
+    from baghunter.embeddings.pipeline import embed_missing, vector_store
 
     store = vector_store(settings, space)
+    # Training embedded train and val photos; the probe scores test photos too.
+    embed_missing(
+        Embedder.load(store.directory), settings, {e.sha256: e.path for e in manifest.entries}
+    )
 
     def xy(split: str) -> tuple[np.ndarray, np.ndarray]:
         entries = manifest.split(split)

@@ -40,9 +40,9 @@ class Manifest:
     entries: list[ManifestEntry]
     classes: list[str] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)  # how it was curated, for lineage
-    # Catalog photos showing none of the classes (label OTHER_BRAND or OTHER_CATEGORY,
-    # split "test"): what the open-set evaluation must answer "none of our brands" for.
-    # Not part of the dataset's version: they are scored, never trained on.
+    # Catalog photos showing none of the classes (label OTHER_BRAND or OTHER_CATEGORY):
+    # "val" ones choose how the open-set gate compares, "test" ones score it. Never
+    # trained on, and not part of the dataset's version.
     outside: list[ManifestEntry] = field(default_factory=list)
 
     def __post_init__(self) -> None:

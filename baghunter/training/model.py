@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import keras
+import numpy as np
 from keras import layers
 
 from baghunter.training.backbones import preprocess_layer
@@ -69,15 +70,27 @@ def classification_head(
     dense_units: Sequence[int] = (),
     dropout: float = 0.3,
     l2: float = 0.0,
+    statistics: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> keras.Model:
-    """Dense ReLU layers with dropout (none: a linear softmax), then the softmax.
+    """Standardisation, dense ReLU layers with dropout (none: a linear softmax), the softmax.
 
-    L2 on every kernel: with a few hundred photos per brand and a 1,280-wide input, the
-    head's weight decay is what keeps it from memorising the training photos.
+    ``statistics`` (:func:`feature_statistics` of the training vectors) standardise the
+    input; without them it passes unchanged. L2 on every kernel: with a few hundred photos
+    per brand and a 1,280-wide input, the head's weight decay is what keeps it from
+    memorising the training photos.
     """
     regularizer = keras.regularizers.L2(l2) if l2 > 0 else None
     features = keras.Input(shape=(feature_dim,), name="features")
-    x = layers.Dropout(dropout, name="input_dropout")(features) if dropout > 0 else features
+    # Standardised inputs: pooled conv activations range from ~0.01 to hundreds by block
+    # and channel, which makes a linear softmax on them wildly overconfident. The
+    # statistics come from the training vectors; see :func:`feature_statistics`.
+    mean, variance = statistics if statistics is not None else (None, None)
+    if mean is None:
+        mean, variance = np.zeros(feature_dim, np.float32), np.ones(feature_dim, np.float32)
+    x = layers.Normalization(
+        axis=-1, mean=mean.tolist(), variance=variance.tolist(), name="standardize"
+    )(features)
+    x = layers.Dropout(dropout, name="input_dropout")(x) if dropout > 0 else x
     for i, units in enumerate(dense_units, start=1):
         x = layers.Dense(
             units, activation="relu", kernel_regularizer=regularizer, name=f"dense{i}"
@@ -93,6 +106,19 @@ def classification_head(
         name="probs",
     )(x)
     return keras.Model(features, probs, name="head")
+
+
+def feature_statistics(features: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per-channel mean and variance of training vectors, the variance floored.
+
+    The floor (a tenth of the median channel's spread) keeps near-constant channels from
+    being blown up: fine-tuning moves every channel a little, and dividing a small move
+    by a near-zero spread wrecked it.
+    """
+    values = np.asarray(features, np.float64)
+    mean, std = values.mean(axis=0), values.std(axis=0)
+    floor = 0.1 * float(np.median(std)) + 1e-6
+    return mean.astype(np.float32), (np.maximum(std, floor) ** 2).astype(np.float32)
 
 
 def feature_slice(block_dims: Sequence[int], pool_depth: int) -> slice:

@@ -42,6 +42,7 @@ CHECKPOINT = "checkpoint/model.keras"
 REPORT = "eval/test_report.json"
 TAG_TRIAL_OF = "baghunter.trial_of"  # on a sweep trial's nested run: the parent run id
 TAG_FINETUNE = "baghunter.finetune"  # "kept" or "dropped"
+TAG_OPEN_SET = "baghunter.open_set"  # how the open-set gate compares features
 
 
 @dataclass
@@ -111,6 +112,9 @@ def train(manifest_path: Path, config: TrainConfig, settings: Settings) -> str:
         mlflow.log_metrics({f"val_accuracy_{k}": v for k, v in outcome.val_accuracy.items()})
         mlflow.log_metric("finetune_kept", float(outcome.finetune_kept))
         mlflow.log_metric("open_set_threshold", outcome.gate.threshold)
+        mlflow.set_tag(TAG_OPEN_SET, outcome.gate.variant.name())
+        if outcome.gate.val_auroc is not None:
+            mlflow.log_metric("val_open_set_auroc", outcome.gate.val_auroc)
         registry.log_history(outcome.history)
         mlflow.log_metrics({f"timing_{k}": float(v) for k, v in outcome.timings.items()})
         mlflow.log_metrics({"embedded_photos": float(sum(outcome.embedded.values()))})
@@ -176,7 +180,7 @@ def open_set_metrics(
     known_scores = scores(known)
     out = {"open_set_known_answered": float(np.mean([a.known for a in known]))}
     for label, key in ((OTHER_CATEGORY, "other_category"), (OTHER_BRAND, "other_brand")):
-        paths = [e.path for e in manifest.outside if e.label == label]
+        paths = [e.path for e in manifest.outside if e.label == label and e.split == "test"]
         if not paths:
             continue
         outside = predictor.predict_files(paths)

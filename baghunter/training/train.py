@@ -47,6 +47,7 @@ from baghunter.training.model import (
     build_classifier,
     classification_head,
     feature_slice,
+    feature_statistics,
 )
 from baghunter.training.open_set import OpenSetGate
 
@@ -98,7 +99,7 @@ class TrainConfig(BaseModel):
     augment: bool = True
     class_weights: bool = True
     open_set_accept: float = Field(
-        default=0.95,
+        default=0.9,
         ge=0.5,
         lt=1,
         description="Share of known brands' validation photos the open-set threshold answers.",
@@ -314,21 +315,42 @@ def train_classifier(
 
     # --- 5. the open-set gate on the final model's features ----------------------------
     tick = time.perf_counter()
+    # Validation photos of no known brand (other brands, other categories), if the
+    # dataset has any: they choose how the gate compares, never the threshold.
+    outside = [e for e in manifest.outside if e.split == "val"]
+    columns = feature_slice(embedders[chosen.image_size].block_dims, chosen.pool_depth)
     if finetune_kept:
         f_train = np.asarray(parts.feature_extractor.predict(data.train_ordered, verbose=0))
         f_val = np.asarray(parts.feature_extractor.predict(data.val_images, verbose=0))
+        f_out = _extract(parts, [e.path for e in outside], chosen.image_size, config.batch_size)
     else:
-        columns = feature_slice(embedders[chosen.image_size].block_dims, chosen.pool_depth)
         x_train, x_val = vectors[chosen.image_size]
         f_train, f_val = x_train[:, columns], x_val[:, columns]
-    val_probs = np.asarray(parts.head.predict(f_val, verbose=0))
+        embedder = embedders[chosen.image_size]
+        embed_missing(embedder, settings, {e.sha256: e.path for e in outside})
+        f_out = (
+            vector_store(settings, embedder.space).load([e.sha256 for e in outside])[1][:, columns]
+            if outside
+            else np.zeros((0, f_train.shape[1]), np.float32)
+        )
     gate = OpenSetGate.fit(
         f_train,
         y_train,
         f_val,
-        val_probs.argmax(axis=1),
+        np.asarray(parts.head.predict(f_val, verbose=0)).argmax(axis=1),
         accept=config.open_set_accept,
+        unknown_features=f_out,
+        unknown_predicted=np.asarray(parts.head.predict(f_out, verbose=0)).argmax(axis=1)
+        if len(f_out)
+        else np.zeros(0, np.int64),
         seed=config.seed,
+    )
+    logger.info(
+        "open-set gate: %s, threshold %.4f (validation AUROC against %d unknown photos: %s)",
+        gate.variant.name(),
+        gate.threshold,
+        len(outside),
+        "n/a" if gate.val_auroc is None else f"{gate.val_auroc:.3f}",
     )
     timings["open_set_s"] = time.perf_counter() - tick
     timings["total_s"] = time.perf_counter() - started
@@ -348,8 +370,20 @@ def train_classifier(
     )
 
 
+def _extract(
+    parts: ClassifierParts, paths: list[str], image_size: int, batch_size: int
+) -> np.ndarray:
+    """The classifier's pooled features of image files (no augmentation)."""
+    from baghunter.training.data import path_dataset
+
+    if not paths:
+        return np.zeros((0, int(parts.feature_extractor.output_shape[-1])), np.float32)
+    batches = path_dataset(paths, image_size).batch(batch_size)
+    return np.asarray(parts.feature_extractor.predict(batches, verbose=0), np.float32)
+
+
 def auto_image_sizes(entries: list[ManifestEntry], settings: Settings) -> tuple[int, ...]:
-    """The shared space's size and the photos' own size (their median long side).
+    """The shared space's size, the photos' own size (median long side) and 1.5 times it.
 
     The shared space's vectors usually exist already (``image_features``), so trying it
     costs nothing; the photos' own size avoids upsampling small catalog photos to a
@@ -366,10 +400,13 @@ def auto_image_sizes(entries: list[ManifestEntry], settings: Settings) -> tuple[
             continue
     sizes = [settings.embed_image_size]
     if sides:
-        own = int(round(statistics.median(sides) / 16) * 16)
-        own = min(MAX_AUTO_SIZE, max(MIN_AUTO_SIZE, own))
-        if own not in sizes:
-            sizes.append(own)
+        own = statistics.median(sides)
+        # The photos' own size, and half as large again: upsampling a little gives the
+        # last conv block a few more positions to place a logo or a clasp on.
+        for size in (own, own * 1.5):
+            rounded = min(MAX_AUTO_SIZE, max(MIN_AUTO_SIZE, int(round(size / 16) * 16)))
+            if rounded not in sizes:
+                sizes.append(rounded)
     return tuple(sizes)
 
 
@@ -387,7 +424,12 @@ def _fit_head(
     tick = time.perf_counter()
     keras.utils.set_random_seed(config.seed)
     head = classification_head(
-        x_train.shape[1], num_classes, trial.head_units, config.dropout, trial.l2
+        x_train.shape[1],
+        num_classes,
+        trial.head_units,
+        config.dropout,
+        trial.l2,
+        statistics=feature_statistics(x_train),
     )
     _compile(head, config.learning_rate)
     callbacks = [

@@ -121,7 +121,7 @@ def colour_gate(seed: int = 0) -> OpenSetGate:
 
     train, train_labels = references(90)
     val, val_labels = references(45)
-    return OpenSetGate.fit(train, train_labels, val, val_labels, accept=0.95, k=3)
+    return OpenSetGate.fit(train, train_labels, val, val_labels, accept=0.95)
 
 
 class Registry:

@@ -3,15 +3,17 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from pathlib import Path
 from typing import Any
 
 import keras
 import numpy as np
 import pytest
+from PIL import Image
 
 from baghunter.config import Settings
-from baghunter.dataset.manifest import Manifest
+from baghunter.dataset.manifest import OTHER_CATEGORY, Manifest, ManifestEntry
 from baghunter.embeddings.model import EMBEDDER_META, Embedder, EmbedderSpec
 from baghunter.embeddings.pipeline import vector_store
 from baghunter.inference import BrandPredictor
@@ -26,8 +28,9 @@ from baghunter.training.train import (
 
 IMAGE_SIZE = 32
 
-# A from-scratch CNN's frozen features are a random projection: the head learns a little
-# from them, and fine-tuning the whole CNN at a rate suited to random weights does the rest.
+# A from-scratch CNN's frozen features are a random projection. One head epoch leaves the
+# frozen model undertrained on purpose, so fine-tuning the whole CNN at a rate suited to
+# random weights has something to win (the "kept" case).
 SCRATCH = TrainConfig(
     backbone="scratch",
     weights="none",
@@ -36,7 +39,7 @@ SCRATCH = TrainConfig(
     head_units=((),),
     l2=(1e-4, 1e-2),
     batch_size=8,
-    epochs_frozen=40,
+    epochs_frozen=1,
     epochs_finetune=8,
     finetune_learning_rate=2e-3,
     patience=6,
@@ -56,6 +59,25 @@ class TrainedRun:
     settings: Settings
 
 
+def unknown_photos(rng: np.random.Generator, n: int) -> list[np.ndarray]:
+    """Photos of nothing the brands look like: noise, and dark empty frames."""
+    photos = [rng.integers(0, 256, size=(60, 60, 3), dtype=np.uint8) for _ in range(n - n // 3)]
+    photos += [np.full((60, 60, 3), rng.integers(10, 60), np.uint8) for _ in range(n // 3)]
+    return photos
+
+
+def with_outside(manifest: Manifest, folder: Path) -> Manifest:
+    """The manifest plus validation photos of no brand, to choose the gate's comparison."""
+    folder.mkdir(parents=True, exist_ok=True)
+    outside = []
+    for i, pixels in enumerate(unknown_photos(np.random.default_rng(11), 9)):
+        path = folder / f"outside-{i}.png"
+        Image.fromarray(pixels).save(path)
+        sha = hashlib.sha256(path.read_bytes()).hexdigest()
+        outside.append(ManifestEntry(str(path), OTHER_CATEGORY, "val", sha, sha))
+    return dataclasses.replace(manifest, outside=outside)
+
+
 @pytest.fixture(scope="module")
 def scratch_run(
     synthetic_manifest: Manifest, tmp_path_factory: pytest.TempPathFactory
@@ -64,7 +86,7 @@ def scratch_run(
     events: list[tuple[str, int, dict[str, float]]] = []
     trials: list[Trial] = []
     outcome = train_classifier(
-        synthetic_manifest,
+        with_outside(synthetic_manifest, tmp_path_factory.mktemp("outside")),
         SCRATCH,
         settings,
         on_epoch=lambda phase, epoch, logs: events.append((phase, epoch, logs)),
@@ -104,7 +126,8 @@ def test_the_sweep_tries_every_point_and_keeps_the_best_on_validation(
 def test_the_head_trained_on_vectors_stored_in_the_shared_space(scratch_run: TrainedRun) -> None:
     outcome = scratch_run.outcome
     store = vector_store(scratch_run.settings, outcome.space)
-    assert outcome.embedded == {outcome.space: len(store)} and len(store) > 0
+    # Every training and validation photo, once (the gate may add validation unknowns).
+    assert outcome.embedded == {outcome.space: 3 * (14 + 4)} and len(store) >= 3 * (14 + 4)
     assert (store.directory / EMBEDDER_META).is_file()
     # The space is the one the embedding stage computes with the same settings.
     assert outcome.space == Embedder(EmbedderSpec("scratch", "none", IMAGE_SIZE)).space
@@ -118,8 +141,8 @@ def test_finetuning_is_kept_only_when_validation_improves(
     assert outcome.finetune_kept == (
         outcome.val_accuracy["finetune"] > outcome.val_accuracy["frozen"]
     )
-    # Here it improves (a random backbone has everything to gain), and the fine-tuned
-    # weights are the ones in the model.
+    # Here it improves (one head epoch on a random backbone leaves everything to gain),
+    # and the fine-tuned weights are the ones in the model.
     assert outcome.finetune_kept
     finetune = [e for p, e, _ in scratch_run.events if p == "finetune"]
     assert finetune and finetune == list(range(1, len(finetune) + 1))
@@ -163,12 +186,12 @@ def test_the_open_set_gate_accepts_known_brands_and_refuses_noise(
     from baghunter.inference import load_model
 
     predictor = BrandPredictor(load_model(path), outcome.classes, gate=outcome.gate)
+    # The comparison was chosen on the validation unknowns, which it separates.
+    assert outcome.gate.val_auroc is not None and outcome.gate.val_auroc > 0.9
     test = synthetic_manifest.split("test")
     answers = predictor.predict_files([e.path for e in test])
     assert np.mean([a.known for a in answers]) >= 0.6
-    rng = np.random.default_rng(0)
-    unknown = [rng.integers(0, 256, size=(60, 60, 3), dtype=np.uint8) for _ in range(5)]
-    unknown.append(np.full((60, 60, 3), 30, np.uint8))  # a dark empty frame
+    unknown = unknown_photos(np.random.default_rng(0), 6)  # other photos than validation's
     assert [predictor.brand(a) for a in predictor.predict(unknown)] == [None] * len(unknown)
 
 
@@ -207,11 +230,12 @@ def test_vgg16_finetunes_only_its_last_block(synthetic_manifest: Manifest, tmp_p
 def test_input_sizes_follow_the_catalog_photos(
     synthetic_manifest: Manifest, tmp_path: Path
 ) -> None:
-    # The synthetic photos are 40-96 px: their median long side, in steps of 16, beside
-    # the shared space's own size.
+    # The synthetic photos are 40-96 px: the shared space's own size, their median long
+    # side and half as large again, each in steps of 16.
     sizes = auto_image_sizes(synthetic_manifest.split("train"), _settings(tmp_path))
-    assert sizes[0] == IMAGE_SIZE and len(sizes) == 2
-    assert 48 <= sizes[1] <= 96 and sizes[1] % 16 == 0
+    assert sizes[0] == IMAGE_SIZE and len(sizes) == 3
+    assert 48 <= sizes[1] <= 96 and 1.25 * sizes[1] <= sizes[2] <= 1.75 * sizes[1]
+    assert all(size % 16 == 0 for size in sizes) and sizes[1] < sizes[2] <= 224
 
 
 def test_train_config_fills_what_was_not_given(tmp_path: Path) -> None:
