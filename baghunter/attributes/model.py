@@ -102,14 +102,14 @@ def log_attribute_model(
         inputs=Schema([TensorSpec(np.dtype(np.uint8), (-1, -1, -1, 3))]),
         outputs=inferred.outputs,
     )
-    with registry._in_run(run_id):
+    with registry.in_run(run_id):
         info = mlflow.keras.log_model(
             model,
             name=registry.MODEL_ARTIFACT,
             registered_model_name=name,
             signature=signature,
             metadata={"kind": KIND, **metadata},
-            pip_requirements=registry._pip_requirements(),
+            pip_requirements=registry.pip_requirements(),
         )
     version = info.registered_model_version
     if version is None:
@@ -118,7 +118,7 @@ def log_attribute_model(
     tags = {
         "attributes": json.dumps(sorted(metadata["attributes"])),
         registry.TAG_DATASET_VERSION: str(metadata.get("dataset_version", "")),
-        registry.TAG_GIT_COMMIT: registry._git_commit(),
+        registry.TAG_GIT_COMMIT: registry.git_commit(),
         registry.TAG_IMAGE_SIZE: str(metadata["image_size"]),
         "space": str(metadata["space"]),
     }

@@ -13,7 +13,6 @@ Images of the dataset that have no vector yet are embedded first.
 from __future__ import annotations
 
 import logging
-import tempfile
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -28,6 +27,7 @@ from baghunter.attributes.heads import HeadConfig
 from baghunter.attributes.report import AttributeReport, score_all
 from baghunter.config import Settings
 from baghunter.embeddings.model import EmbedderSpec
+from baghunter.training import stages
 
 if TYPE_CHECKING:
     import keras
@@ -115,7 +115,7 @@ def train(
 
     experiment_id = registry.get_or_create_experiment(EXPERIMENT, settings)
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"attributes-{dataset.version}"):
-        run_id = registry._active_run_id()
+        run_id = registry.active_run_id()
         registry.log_params_flat(
             {"backbone": config.embedder.backbone, "weights": config.embedder.weights}
         )
@@ -150,7 +150,7 @@ def train(
         registry.log_figure(
             plot_attribute_history(history, dataset.attributes), "plots/training_curves.png"
         )
-        _log_checkpoint(heads)
+        stages.log_checkpoint(heads, CHECKPOINT)
         return run_id
 
 
@@ -163,7 +163,7 @@ def evaluate(run_id: str, settings: Settings) -> AttributeReport:
 
     registry.tracking(settings)
     dataset = _run_dataset(run_id)
-    heads = _load_checkpoint(run_id)
+    heads = stages.load_checkpoint(run_id, _load_heads, CHECKPOINT)
     space = mlflow.get_run(run_id).data.params["space"]
     test = dataset.split("test")
     probs = predict_heads(heads, load_vectors(test, space, settings), dataset.attributes)
@@ -211,7 +211,7 @@ def register(run_id: str, settings: Settings) -> registry.ModelRef:
             f"{params['space']} (weights changed?)"
         )
     dataset = _run_dataset(run_id)
-    model = export_model(embedder.model, _load_checkpoint(run_id))
+    model = export_model(embedder.model, stages.load_checkpoint(run_id, _load_heads, CHECKPOINT))
     example = np.zeros((1, spec.image_size, spec.image_size, 3), dtype=np.uint8)
     return log_attribute_model(
         model,
@@ -238,7 +238,7 @@ def promote(run_id: str, version: int, settings: Settings) -> registry.Promotion
 
     registry.tracking(settings)
     dataset = _run_dataset(run_id)
-    report = AttributeReport.from_dict(mlflow.artifacts.load_dict(f"runs:/{run_id}/{REPORT}"))
+    report = AttributeReport.from_dict(stages.run_dict(run_id, REPORT))
     test = dataset.split("test")
 
     def score_champion(model_uri: str) -> AttributeReport:
@@ -250,19 +250,9 @@ def promote(run_id: str, version: int, settings: Settings) -> registry.Promotion
             probs = champion.predict_images(list(images))
         return score_test_rows(dataset, test, probs)
 
-    name = settings.attribute_model_name
-    candidate = registry.ModelRef(
-        name=name, version=version, uri=f"models:/{name}/{version}", run_id=run_id
+    return stages.promote(
+        settings.attribute_model_name, run_id, version, report, score_champion, settings
     )
-    decision = registry.champion_gate(
-        name=name,
-        candidate=candidate,
-        candidate_report=report,
-        score_champion=score_champion,
-        alias=settings.model_alias,
-    )
-    log.info("promotion of %s version %s: %s", name, version, decision.reason)
-    return decision
 
 
 def run_all(
@@ -314,29 +304,13 @@ def _log_dataset_input(dataset: AttributeDataset, source: Path) -> None:
     mlflow.set_tag(registry.TAG_DATASET_VERSION, dataset.version)
 
 
-def _log_checkpoint(heads: keras.Model) -> None:
-    import mlflow
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / Path(CHECKPOINT).name
-        heads.save(path)
-        mlflow.log_artifact(str(path), artifact_path=str(Path(CHECKPOINT).parent))
-
-
-def _load_checkpoint(run_id: str) -> keras.Model:
+def _load_heads(path: str) -> keras.Model:
     import keras
-    import mlflow
 
-    with tempfile.TemporaryDirectory() as tmp:
-        local = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=CHECKPOINT, dst_path=tmp
-        )
-        # compile=False: the training loss is not needed to predict.
-        return keras.saving.load_model(local, compile=False)
+    # compile=False: the training loss is not needed to predict.
+    return keras.saving.load_model(path, compile=False)
 
 
 def _run_dataset(run_id: str) -> AttributeDataset:
     """The dataset the run trained on, as logged with the run (not re-read from disk)."""
-    import mlflow
-
-    return AttributeDataset.from_dict(mlflow.artifacts.load_dict(f"runs:/{run_id}/{DATASET}"))
+    return AttributeDataset.from_dict(stages.run_dict(run_id, DATASET))

@@ -84,9 +84,7 @@ def classification_head(
     # Standardised inputs: pooled conv activations range from ~0.01 to hundreds by block
     # and channel, which makes a linear softmax on them wildly overconfident. The
     # statistics come from the training vectors; see :func:`feature_statistics`.
-    mean, variance = statistics if statistics is not None else (None, None)
-    if mean is None:
-        mean, variance = np.zeros(feature_dim, np.float32), np.ones(feature_dim, np.float32)
+    mean, variance = statistics or (np.zeros(feature_dim), np.ones(feature_dim))
     x = layers.Normalization(
         axis=-1, mean=mean.tolist(), variance=variance.tolist(), name="standardize"
     )(features)

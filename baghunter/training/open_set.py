@@ -108,7 +108,9 @@ class OpenSetGate:
         features = np.asarray(train_features, np.float32)[rows]
         mean = np.asarray(train_features, np.float32).mean(axis=0)
 
-        def gate(variant: Variant, threshold: float = 0.0, val_auroc: float | None = None):  # type: ignore[no-untyped-def]
+        def gate(
+            variant: Variant, threshold: float = 0.0, val_auroc: float | None = None
+        ) -> OpenSetGate:
             shifted = features - mean if variant.center else features
             return cls(
                 _normalized(shifted), labels[rows], mean, threshold, variant, accept, val_auroc

@@ -28,17 +28,15 @@ from baghunter.inference import (
     load_gate,
     load_model,
 )
+from baghunter.training import stages
 from baghunter.training.metrics import EvalReport, evaluate_probabilities
 
 if TYPE_CHECKING:
-    import keras
-
     from baghunter.training.train import TrainConfig
 
 log = logging.getLogger(__name__)
 
 EXPERIMENT = "brand-classifier"
-CHECKPOINT = "checkpoint/model.keras"
 REPORT = "eval/test_report.json"
 TAG_TRIAL_OF = "baghunter.trial_of"  # on a sweep trial's nested run: the parent run id
 TAG_FINETUNE = "baghunter.finetune"  # "kept" or "dropped"
@@ -122,7 +120,7 @@ def train(manifest_path: Path, config: TrainConfig, settings: Settings) -> str:
         with tempfile.TemporaryDirectory() as tmp:
             gate_path = outcome.gate.save(Path(tmp) / Path(OPEN_SET_ARTIFACT).name)
             mlflow.log_artifact(str(gate_path), artifact_path=str(Path(OPEN_SET_ARTIFACT).parent))
-        _log_checkpoint(outcome.model)
+        stages.log_checkpoint(outcome.model)
         return str(run.info.run_id)
 
 
@@ -196,7 +194,7 @@ def register(run_id: str, settings: Settings) -> registry.ModelRef:
 
     registry.tracking(settings)
     manifest = _run_manifest(run_id)
-    model = _load_checkpoint(run_id)
+    model = stages.load_checkpoint(run_id, load_model)
     image_size = int(mlflow.get_run(run_id).data.params["chosen.image_size"])
     example = np.zeros((1, image_size, image_size, 3), dtype=np.uint8)
     return registry.register_model(
@@ -213,31 +211,16 @@ def register(run_id: str, settings: Settings) -> registry.ModelRef:
 
 def promote(run_id: str, version: int, settings: Settings) -> registry.PromotionDecision:
     """Move ``champion`` to the new version only if it beats the champion on this test set."""
-    import mlflow
 
     registry.tracking(settings)
     manifest = _run_manifest(run_id)
-    report = EvalReport.from_dict(mlflow.artifacts.load_dict(f"runs:/{run_id}/{REPORT}"))
+    report = EvalReport.from_dict(stages.run_dict(run_id, REPORT))
     test = manifest.split("test")
 
     def score_champion(model_uri: str) -> EvalReport:
         return BrandPredictor.load(model_uri).evaluate(test)
 
-    candidate = registry.ModelRef(
-        name=settings.model_name,
-        version=version,
-        uri=f"models:/{settings.model_name}/{version}",
-        run_id=run_id,
-    )
-    decision = registry.champion_gate(
-        name=settings.model_name,
-        candidate=candidate,
-        candidate_report=report,
-        score_champion=score_champion,
-        alias=settings.model_alias,
-    )
-    log.info("promotion of version %s: %s", version, decision.reason)
-    return decision
+    return stages.promote(settings.model_name, run_id, version, report, score_champion, settings)
 
 
 def run_all(manifest_path: Path, config: TrainConfig, settings: Settings) -> TrainingSummary:
@@ -260,40 +243,20 @@ def run_all(manifest_path: Path, config: TrainConfig, settings: Settings) -> Tra
     )
 
 
-def _log_checkpoint(model: keras.Model) -> None:
-    import mlflow
-
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / Path(CHECKPOINT).name
-        model.save(path)
-        mlflow.log_artifact(str(path), artifact_path=str(Path(CHECKPOINT).parent))
-
-
 def _run_predictor(run_id: str) -> BrandPredictor:
     """The run's checkpoint with its open-set gate, as serving would use it."""
     return BrandPredictor(
-        _load_checkpoint(run_id),
+        stages.load_checkpoint(run_id, load_model),
         _run_manifest(run_id).classes,
         gate=load_gate(run_id),
         run_id=run_id,
     )
 
 
-def _load_checkpoint(run_id: str) -> keras.Model:
-    import mlflow
-
-    with tempfile.TemporaryDirectory() as tmp:
-        local = mlflow.artifacts.download_artifacts(
-            run_id=run_id, artifact_path=CHECKPOINT, dst_path=tmp
-        )
-        return load_model(local)
-
-
 def _run_manifest(run_id: str) -> Manifest:
     """The manifest the run trained on, as logged with the run (not re-read from disk)."""
-    import mlflow
 
-    data = mlflow.artifacts.load_dict(f"runs:/{run_id}/dataset/manifest.json")
+    data = stages.run_dict(run_id, "dataset/manifest.json")
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "manifest.json"
         path.write_text(json.dumps(data))
