@@ -142,8 +142,10 @@ def test_panels_show_attributes_similar_products_and_a_listing_check(
     page.click("#audit-form button")
     expect(page.locator("#audit-result .verdict")).to_contain_text("agrees with the listing")
     expect(page.locator("#audit-result")).to_contain_text("Values no model knows: brand")
+    # The brand panel has its answer: brands with the heatmap, or "none of our brands".
+    expect(page.locator("#results li").first).to_be_visible()
     if os.environ.get("BAGHUNTER_SCREENSHOT") == "1":  # the README's picture of the page
-        page.wait_for_timeout(500)  # let the bars finish their width transition
+        page.wait_for_timeout(1500)  # the bars' width transition, the heatmap's request
         page.screenshot(path=str(REPO / "docs" / "img" / "upload-page.png"), full_page=True)
 
 
