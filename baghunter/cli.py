@@ -590,13 +590,8 @@ def up(
 
 @app.command("config")
 def show_config(as_json: JsonFlag = True) -> None:
-    """Print the effective settings (secrets included only as set/unset)."""
-    settings = get_settings()
-    payload = settings.model_dump(mode="json")
-    if payload.get("mongo_uri"):
-        payload["mongo_uri"] = "<set>"
-    payload["tracking_uri"] = settings.tracking_uri
-    _emit(payload, as_json, "settings")
+    """Print the effective settings (the API key masked, no credentials in URIs)."""
+    _emit(get_settings().redacted(), as_json, "settings")
 
 
 # Command groups kept in their own modules register themselves on `app` when imported;

@@ -7,9 +7,10 @@ this module (for example while Airflow parses a DAG file) has no side effects.
 
 from __future__ import annotations
 
+import re
 from functools import lru_cache
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -185,6 +186,42 @@ class Settings(BaseSettings):
         if self.mlflow_tracking_uri:
             return self.mlflow_tracking_uri
         return f"sqlite:///{(self.mlflow_dir / 'mlflow.db').resolve()}"
+
+    def redacted(self) -> dict[str, Any]:
+        """The settings as JSON-ready values, safe to print or log.
+
+        Secrets are shown only as set or unset, and every URI keeps its scheme, host and
+        path but loses its ``user:password@`` (a database URI, a tracking server, a
+        catalog source behind basic auth).
+        """
+        payload = _mask_uris(self.model_dump(mode="json"))
+        for name in SECRET_SETTINGS:
+            if payload.get(name) is not None:
+                payload[name] = MASK
+        payload["tracking_uri"] = mask_uri(self.tracking_uri)
+        return dict(payload)
+
+
+# Settings that are secrets in themselves: never printed, whatever their shape.
+SECRET_SETTINGS = ("api_key",)
+MASK = "***"
+# scheme://user:password@host... or scheme://user@host...: the part before the host.
+_CREDENTIALS = re.compile(r"^(?P<scheme>[a-zA-Z][a-zA-Z0-9+.-]*://)(?P<userinfo>[^/@\s]*)@")
+
+
+def mask_uri(value: str) -> str:
+    """``value`` with any ``user:password@`` of its URI replaced by ``***@``."""
+    return _CREDENTIALS.sub(lambda m: f"{m['scheme']}{MASK}@", value)
+
+
+def _mask_uris(value: Any) -> Any:
+    if isinstance(value, str):
+        return mask_uri(value)
+    if isinstance(value, dict):
+        return {key: _mask_uris(item) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_mask_uris(item) for item in value]
+    return value
 
 
 @lru_cache(maxsize=1)

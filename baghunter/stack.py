@@ -234,9 +234,10 @@ def plan_stack(
 
     python = sys.executable
     # fmt: off
+    # The backend store URI travels in the environment (MLFLOW_BACKEND_STORE_URI), not on
+    # the command line: a database URI's password would show in `ps` to every local user.
     mlflow_command = (
         python, "-m", "mlflow", "server",
-        "--backend-store-uri", tracking_uri,
         "--default-artifact-root", mlflow_artifacts.as_uri(),
         "--host", LOOPBACK,
         "--port", str(mlflow_port),
@@ -258,7 +259,7 @@ def plan_stack(
     mlflow = Service(
         name="MLflow",
         command=mlflow_command,
-        env={**_MLFLOW_DEFAULTS, **shared},
+        env={**_MLFLOW_DEFAULTS, **shared, "MLFLOW_BACKEND_STORE_URI": tracking_uri},
         url=mlflow_url,
         health_path="/health",
         log_file=logs_dir / "mlflow.log",

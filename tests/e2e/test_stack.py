@@ -84,6 +84,16 @@ def test_services_share_the_clis_data_home_and_mlflow_store(
     assert artifact_root == (home / "mlflow" / "artifacts").as_uri()
 
 
+def test_no_store_credentials_on_a_command_line(settings: Settings) -> None:
+    # A tracking store behind a password: its URI reaches MLflow through the environment,
+    # never through argv (which `ps` shows every local user).
+    uri = "postgresql://mlflow:s3cret-pw@db.internal:5432/mlflow"
+    plan = _plan(settings.model_copy(update={"mlflow_tracking_uri": uri}))
+    assert plan.mlflow.env["MLFLOW_BACKEND_STORE_URI"] == uri
+    for service in plan.services:
+        assert not any("s3cret-pw" in part for part in service.command), service.name
+
+
 def test_airflow_is_wired_to_its_port_and_the_repositorys_folders(settings: Settings) -> None:
     env = _plan(settings).airflow.env
     assert env["AIRFLOW__API__PORT"] == "18080"
