@@ -200,3 +200,28 @@ def test_unknown_header_names_found_and_expected_columns(tmp_path: Path) -> None
 def test_missing_file_is_a_source_error(tmp_path: Path) -> None:
     with pytest.raises(SourceError, match="does not exist"):
         next(CsvSource(tmp_path / "styles.csv", tmp_path).pages())
+
+
+def test_image_paths_that_leave_the_image_folder_are_refused(tmp_path: Path) -> None:
+    images = tmp_path / "images"
+    images.mkdir()
+    secret = tmp_path / "secret.jpg"
+    secret.write_bytes(b"\xff\xd8 not for the catalog")
+    (images / "inside.jpg").write_bytes(b"\xff\xd8")
+    (images / "linked-out.jpg").symlink_to(secret)
+    manifest = tmp_path / "train.csv"
+    rows = [
+        ["posting_id", "image", "image_phash", "title", "label_group"],
+        ["p1", "inside.jpg", "ab", "fine", "1"],
+        ["p2", "../secret.jpg", "ab", "climbs out", "1"],
+        ["p3", str(secret), "ab", "absolute", "1"],
+        ["p4", "linked-out.jpg", "ab", "a link out", "1"],
+    ]
+    with manifest.open("w", newline="") as handle:
+        csv.writer(handle).writerows(rows)
+    source = CsvSource(manifest, images)
+    records = [r for page in source.pages() for r in page.records]
+    assert _path_of(source.normalize(records[0]).image_urls[0]) == images / "inside.jpg"
+    for record in records[1:]:
+        with pytest.raises(RecordError, match="outside the image folder"):
+            source.normalize(record)

@@ -91,3 +91,17 @@ def test_missing_folder_is_a_source_error(tmp_path: Path) -> None:
 def test_record_without_its_fields_is_a_record_error(tmp_path: Path) -> None:
     with pytest.raises(RecordError):
         FolderSource(tmp_path).normalize({"file": "a.jpg"})
+
+
+def test_links_out_of_the_folder_are_not_followed(tmp_path: Path) -> None:
+    root = tmp_path / "photos"
+    _image(root / "Baggit" / "ok.png")
+    outside = _image(tmp_path / "elsewhere" / "private.png")
+    (root / "Baggit" / "sneaky.png").symlink_to(outside)
+    (root / "Kiara").symlink_to(outside.parent, target_is_directory=True)
+    _image(root / "Murcia" / "real.png")
+    (root / "Murcia" / "alias.png").symlink_to(root / "Murcia" / "real.png")  # stays inside
+
+    records = [r for page in FolderSource(root).pages() for r in page.records]
+    files = sorted(f"{r['folder']}/{r['file']}" for r in records)
+    assert files == ["Baggit/ok.png", "Murcia/alias.png", "Murcia/real.png"]

@@ -156,7 +156,18 @@ class CsvSource:
         return self._brands
 
     def _image_uri(self, file_name: str) -> str:
-        return (self.images_dir / file_name).as_uri()
+        """The image's file URI, refused unless it lies inside ``images_dir``.
+
+        The CSV is data: an ``image`` cell of ``../../etc/passwd``, an absolute path, or a
+        symlink in the folder pointing out of it must not make ingestion read (and the
+        service later serve) a file from elsewhere on the machine.
+        """
+        path = (self.images_dir / file_name).resolve()
+        if not path.is_relative_to(self.images_dir):
+            raise RecordError(
+                f"image {file_name!r} lies outside the image folder {self.images_dir}"
+            )
+        return path.as_uri()
 
     # --- normalizing -------------------------------------------------------------------
     def _normalize_fashion(self, record: dict[str, Any]) -> Product:

@@ -46,8 +46,16 @@ class FolderSource:
         for brand_dir in sorted(_visible(self.path)):
             if not brand_dir.is_dir():
                 continue
+            if not brand_dir.resolve().is_relative_to(self.path):
+                log.warning("skipping %s: a link out of %s", brand_dir, self.path)
+                continue
             for file in sorted(_visible(brand_dir)):
-                if file.is_file() and file.suffix.lower() in IMAGE_SUFFIXES:
+                # Links are followed only while they stay inside the folder: one pointing
+                # elsewhere on the machine must not turn into a catalog photo.
+                target = file.resolve()
+                if not target.is_relative_to(self.path):
+                    log.warning("skipping %s: a link out of %s", file, self.path)
+                elif target.is_file() and file.suffix.lower() in IMAGE_SUFFIXES:
                     yield {"folder": brand_dir.name, "file": file.name, "uri": file.as_uri()}
                 else:
                     log.debug("skipping %s: not an image file", file)
