@@ -8,8 +8,7 @@ up; the background stays dark.
 
 Occlusion asks the model nothing but its answers, so it explains any served model the
 same way, whatever its layers or the engine that runs it, at the price of one batch of
-``grid²`` forward passes (49 by default: well under a second for the default 64-96 px
-inputs on a CPU).
+``grid²`` forward passes (49 by default).
 """
 
 from __future__ import annotations

@@ -119,16 +119,7 @@ class BrandPredictor:
 
     def predict_files(self, paths: Sequence[str], batch_size: int = 32) -> list[BrandPrediction]:
         """Answers for image files, decoded by the training pipeline's reader."""
-        if not paths:
-            return []
-        batches = path_dataset(list(paths), self.image_size).batch(batch_size)
-        probs, features = [], []
-        for batch in batches:
-            p, f = self._run(np.asarray(batch), batch_size)
-            probs.append(p)
-            if f is not None:
-                features.append(f)
-        return self._answers(np.concatenate(probs), np.concatenate(features) if features else None)
+        return self._answers(*self._run_files(paths, batch_size))
 
     def probabilities(
         self, images: Sequence[np.ndarray] | np.ndarray, batch_size: int = 32
@@ -138,12 +129,7 @@ class BrandPredictor:
 
     def file_probabilities(self, paths: Sequence[str], batch_size: int = 32) -> np.ndarray:
         """Class probabilities ``(n, k)`` of image files alone."""
-        if not paths:
-            return np.zeros((0, len(self.classes)), np.float32)
-        batches = path_dataset(list(paths), self.image_size).batch(batch_size)
-        return np.concatenate(
-            [self._run(np.asarray(b), batch_size, features=False)[0] for b in batches]
-        )
+        return self._run_files(paths, batch_size, features=False)[0]
 
     def top_k(self, probs_row: np.ndarray, k: int = 3) -> list[tuple[str, float]]:
         """The ``k`` most probable brands of one prediction, best first, in [0, 1]."""
@@ -199,6 +185,19 @@ class BrandPredictor:
             probs.append(np.asarray(p, np.float32))
         return np.concatenate(probs), (np.concatenate(feats) if feats else None)
 
+    def _run_files(
+        self, paths: Sequence[str], batch_size: int, features: bool = True
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """:meth:`_run` over image files, decoded and resized a batch at a time."""
+        if not paths:
+            return self._run(np.zeros((0, 1, 1, 3), np.uint8), batch_size, features)
+        runs = [
+            self._run(np.asarray(batch), batch_size, features)
+            for batch in path_dataset(list(paths), self.image_size).batch(batch_size)
+        ]
+        feats = [f for _, f in runs if f is not None]
+        return np.concatenate([p for p, _ in runs]), (np.concatenate(feats) if feats else None)
+
     def _answers(self, probs: np.ndarray, features: np.ndarray | None) -> list[BrandPrediction]:
         if self.gate is None or features is None:
             return [BrandPrediction(row, None) for row in probs]
@@ -212,17 +211,6 @@ class BrandPredictor:
 
 def _with_features(model: keras.Model) -> keras.Model:
     """``model`` with a second output: the :data:`FEATURES_LAYER` the head reads."""
-    if isinstance(model, keras.Sequential):
-        # A reloaded Sequential has no symbolic outputs until called: rebuild its chain.
-        x = inputs = keras.Input(shape=(None, None, 3), dtype="uint8")
-        features = None
-        for layer in model.layers:
-            x = layer(x)
-            if layer.name == FEATURES_LAYER:
-                features = x
-        if features is None:
-            raise ValueError(f"the model has no {FEATURES_LAYER!r} layer for the open-set gate")
-        return keras.Model(inputs, [x, features])
     return keras.Model(model.inputs, [model.output, model.get_layer(FEATURES_LAYER).output])
 
 
@@ -252,19 +240,14 @@ def load_gate(run_id: str, artifact: str = OPEN_SET_ARTIFACT) -> OpenSetGate:
 def prediction_dict(
     predictor: BrandPredictor, prediction: BrandPrediction, k: int
 ) -> dict[str, Any]:
-    """A prediction as the CLI and the demo print it (the API's shape)."""
+    """One answer in the API's shape (the service's schemas and the CLI both use it)."""
     answer = prediction.open_set
     return {
         "brand": predictor.brand(prediction),
         "predictions": [
-            {"brand": brand, "probability": round(p, 6)}
-            for brand, p in predictor.top_k(prediction.probs, k)
+            {"brand": brand, "probability": p} for brand, p in predictor.top_k(prediction.probs, k)
         ],
         "open_set": None
         if answer is None
-        else {
-            "known": answer.known,
-            "score": round(answer.score, 6),
-            "threshold": round(answer.threshold, 6),
-        },
+        else {"known": answer.known, "score": answer.score, "threshold": answer.threshold},
     }

@@ -264,7 +264,7 @@ def embedder_of_space(settings: Settings, space: str) -> Embedder:
     It is the copy stored with the space's vectors. A space embedded before embedders
     were stored is served by the configured embedder only when that names the same
     backbone and source of weights (so it needs no download the space did not) and
-    really computes the space.
+    really computes the space; that embedder is then stored with it, once.
     """
     stored = settings.features_dir / space
     if (stored / EMBEDDER_META).is_file():
@@ -282,4 +282,5 @@ def embedder_of_space(settings: Settings, space: str) -> Embedder:
             f"no embedding model is stored with space {space}, and the configured one "
             f"computes {embedder.space} instead"
         )
+    embedder.save(stored)
     return embedder

@@ -70,6 +70,7 @@ def embed_missing(
     if todo:
         logger.info("embedding %d of %d images into %s", len(todo), len(paths), embedder.space)
         embedder.save(vectors.directory)
+    batch_size = settings.embed_batch_size
     done = 0
     for start in range(0, len(todo), CHUNK):
         chunk = todo[start : start + CHUNK]
@@ -78,7 +79,6 @@ def embed_missing(
             if progress is not None:
                 progress(base + offset + len(batch), len(todo))
 
-        batch_size = settings.embed_batch_size
         vectors.add(chunk, embedder.embed_files([paths[sha] for sha in chunk], batch_size, report))
         done += len(chunk)
     if vectors.shard_count > MAX_SHARDS:

@@ -12,16 +12,19 @@ MLflow and Keras are imported inside the functions: Airflow parses modules that 
 package, and importing MLflow (let alone TensorFlow) there would slow down every DAG parse.
 """
 
-from baghunter.registry.gate import GateReport, PromotionDecision, champion_gate
+from baghunter.registry.gate import (
+    TAG_DECISION,
+    TAG_REASON,
+    GateReport,
+    PromotionDecision,
+    champion_gate,
+)
 from baghunter.registry.models import (
     CHAMPION_ALIAS,
     MODEL_ARTIFACT,
     TAG_CLASSES,
-    TAG_DATASET_VERSION,
-    TAG_DECISION,
     TAG_GIT_COMMIT,
     TAG_IMAGE_SIZE,
-    TAG_REASON,
     LoadedModel,
     ModelNotFound,
     ModelRef,
@@ -34,6 +37,7 @@ from baghunter.registry.models import (
     resolve_model_uri,
 )
 from baghunter.registry.tracking import (
+    TAG_DATASET_VERSION,
     active_run_id,
     get_or_create_experiment,
     log_eval_report,

@@ -17,13 +17,15 @@ if TYPE_CHECKING:
 
 from baghunter.registry.models import (
     CHAMPION_ALIAS,
-    TAG_DECISION,
-    TAG_REASON,
     ModelRef,
     alias_version,
 )
 
 logger = logging.getLogger(__name__)
+
+# Model-version tags recording each gate decision ("promoted"/"kept") and its reason.
+TAG_DECISION = "promotion.decision"
+TAG_REASON = "promotion.reason"
 
 
 class GateReport(Protocol):

@@ -21,13 +21,12 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from baghunter.config import get_settings
+from baghunter.registry.tracking import TAG_DATASET_VERSION
 
 if TYPE_CHECKING:
     import keras
     from mlflow import MlflowClient
     from mlflow.entities.model_registry import ModelVersion
-
-from baghunter.registry.tracking import TAG_DATASET_VERSION
 
 logger = logging.getLogger(__name__)
 
@@ -39,8 +38,6 @@ MODEL_ARTIFACT = "model"  # name of the logged model inside its run
 TAG_CLASSES = "classes"
 TAG_GIT_COMMIT = "git_commit"
 TAG_IMAGE_SIZE = "image_size"
-TAG_DECISION = "promotion.decision"
-TAG_REASON = "promotion.reason"
 
 # `models:/<name>@<alias>` and `models:/<name>/<version>`; any other URI (runs:/, a logged
 # model id such as models:/m-..., a local path) is loaded without the registry.

@@ -30,9 +30,9 @@ import numpy as np
 
 from baghunter import registry
 from baghunter.config import Settings
-from baghunter.inference import BrandPrediction, BrandPredictor
+from baghunter.inference import BrandPrediction, BrandPredictor, prediction_dict
 from baghunter.serving.metrics import ServiceMetrics
-from baghunter.serving.schemas import BrandAnswer, BrandScore, ModelDetails, ModelSummary, OpenSet
+from baghunter.serving.schemas import BrandAnswer, ModelDetails, ModelSummary
 
 logger = logging.getLogger(__name__)
 
@@ -66,17 +66,7 @@ class ServedModel:
 
     def answer(self, prediction: BrandPrediction, k: int) -> BrandAnswer:
         """The API's view of one prediction: the brand (or none), top ``k``, open set."""
-        gate = prediction.open_set
-        return BrandAnswer(
-            brand=self.predictor.brand(prediction),
-            predictions=[
-                BrandScore(brand=brand, probability=probability)
-                for brand, probability in self.predictor.top_k(prediction.probs, k)
-            ],
-            open_set=None
-            if gate is None
-            else OpenSet(known=gate.known, score=gate.score, threshold=gate.threshold),
-        )
+        return BrandAnswer.model_validate(prediction_dict(self.predictor, prediction, k))
 
 
 class Refresher:

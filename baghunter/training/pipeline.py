@@ -38,7 +38,6 @@ log = logging.getLogger(__name__)
 
 EXPERIMENT = "brand-classifier"
 REPORT = "eval/test_report.json"
-TAG_TRIAL_OF = "baghunter.trial_of"  # on a sweep trial's nested run: the parent run id
 TAG_FINETUNE = "baghunter.finetune"  # "kept" or "dropped"
 TAG_OPEN_SET = "baghunter.open_set"  # how the open-set gate compares features
 
@@ -59,7 +58,7 @@ class TrainingSummary:
 def train(manifest_path: Path, config: TrainConfig, settings: Settings) -> str:
     """Train on the manifest's train/val splits inside a new MLflow run; returns its id.
 
-    Each sweep trial is a nested run of it (params and validation scores), so the
+    Each sweep trial is a nested run of it (MLflow tags it with the parent's id), so the
     choices can be compared in the MLflow UI; the chosen model, its open-set gate and the
     fine-tuning verdict are logged to the parent run.
     """
@@ -89,7 +88,6 @@ def train(manifest_path: Path, config: TrainConfig, settings: Settings) -> str:
                 run_name=f"{run_name}-trial-{trial.number:02d}",
                 nested=True,
             ):
-                mlflow.set_tag(TAG_TRIAL_OF, run.info.run_id)
                 registry.log_params_flat({**trial.params, "space": trial.space})
                 mlflow.log_metrics(
                     {
@@ -108,7 +106,6 @@ def train(manifest_path: Path, config: TrainConfig, settings: Settings) -> str:
         )
         mlflow.set_tag(TAG_FINETUNE, "kept" if outcome.finetune_kept else "dropped")
         mlflow.log_metrics({f"val_accuracy_{k}": v for k, v in outcome.val_accuracy.items()})
-        mlflow.log_metric("finetune_kept", float(outcome.finetune_kept))
         mlflow.log_metric("open_set_threshold", outcome.gate.threshold)
         mlflow.set_tag(TAG_OPEN_SET, outcome.gate.variant.name())
         if outcome.gate.val_auroc is not None:
@@ -211,7 +208,6 @@ def register(run_id: str, settings: Settings) -> registry.ModelRef:
 
 def promote(run_id: str, version: int, settings: Settings) -> registry.PromotionDecision:
     """Move ``champion`` to the new version only if it beats the champion on this test set."""
-
     registry.tracking(settings)
     manifest = _run_manifest(run_id)
     report = EvalReport.from_dict(stages.run_dict(run_id, REPORT))

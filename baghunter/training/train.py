@@ -282,9 +282,9 @@ def train_classifier(
 
     # --- 4. fine-tuning, kept only if validation improves ------------------------------
     finetune_kept = False
-    data = _Splits(train, val, classes, config, chosen.image_size)
     if config.epochs_finetune > 0:
         tick = time.perf_counter()
+        data = _Splits(train, val, classes, config, chosen.image_size)
         frozen_weights = model.get_weights()
         _unfreeze_for_finetuning(parts)
         _compile(training_model, config.finetune_learning_rate)
@@ -319,10 +319,11 @@ def train_classifier(
     # dataset has any: they choose how the gate compares, never the threshold.
     outside = [e for e in manifest.outside if e.split == "val"]
     columns = feature_slice(embedders[chosen.image_size].block_dims, chosen.pool_depth)
-    if finetune_kept:
-        f_train = np.asarray(parts.feature_extractor.predict(data.train_ordered, verbose=0))
-        f_val = np.asarray(parts.feature_extractor.predict(data.val_images, verbose=0))
-        f_out = _extract(parts, [e.path for e in outside], chosen.image_size, config.batch_size)
+    if finetune_kept:  # the backbone changed: its features are no longer the stored ones
+        f_train, f_val, f_out = (
+            _extract(parts, [e.path for e in entries], chosen.image_size, config.batch_size)
+            for entries in (train, val, outside)
+        )
     else:
         x_train, x_val = vectors[chosen.image_size]
         f_train, f_val = x_train[:, columns], x_val[:, columns]
@@ -490,10 +491,6 @@ class _Splits:
     @cached_property
     def train_images(self) -> Any:
         return self._dataset(self.train, shuffle=True)
-
-    @cached_property
-    def train_ordered(self) -> Any:
-        return self._dataset(self.train, shuffle=False)
 
     @cached_property
     def val_images(self) -> Any:

@@ -114,10 +114,13 @@ def test_a_space_without_a_stored_model_is_served_only_by_a_matching_configurati
     matching = settings.model_copy(
         update={"embed_backbone": "scratch", "weights": "none", "embed_image_size": 32}
     )
-    assert embedder_of_space(matching, embedder.space).space == embedder.space
     other = settings.model_copy(update={"embed_backbone": "vgg16", "weights": "imagenet"})
     with pytest.raises(ValueError, match="no embedding model is stored"):
         embedder_of_space(other, embedder.space)
     wrong_size = matching.model_copy(update={"embed_image_size": 48})
     with pytest.raises(ValueError, match="computes"):
         embedder_of_space(wrong_size, embedder.space)
+    assert embedder_of_space(matching, embedder.space).space == embedder.space
+    # Once served, the space keeps that model: the next look-up needs no configuration.
+    assert (settings.features_dir / embedder.space / EMBEDDER_META).is_file()
+    assert embedder_of_space(other, embedder.space).space == embedder.space

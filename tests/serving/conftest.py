@@ -86,17 +86,13 @@ def product_photo(colour: tuple[int, int, int], size: int = 480) -> bytes:
 
 def colour_classifier(sharpness: float = 5.0) -> keras.Model:
     """Mean colour -> softmax over CLASSES; ``sharpness`` scales the logits."""
-    model = keras.Sequential(
-        [
-            keras.Input((None, None, 3), dtype="uint8"),
-            # Named "resize" like the real classifier's layer: prediction reads its size.
-            keras.layers.Resizing(8, 8, name="resize"),
-            keras.layers.Rescaling(1 / 255),
-            # Named as the real classifier's features layer: the open-set gate reads it.
-            keras.layers.GlobalAveragePooling2D(name=FEATURES_LAYER),
-            keras.layers.Dense(len(CLASSES), activation="softmax"),
-        ]
-    )
+    # Functional, like the real classifier, with its layer names: "resize" (prediction
+    # reads the input size from it) and the features layer (the open-set gate reads it).
+    images = keras.Input((None, None, 3), dtype="uint8")
+    pixels = keras.layers.Rescaling(1 / 255)(keras.layers.Resizing(8, 8, name="resize")(images))
+    features = keras.layers.GlobalAveragePooling2D(name=FEATURES_LAYER)(pixels)
+    probs = keras.layers.Dense(len(CLASSES), activation="softmax")(features)
+    model = keras.Model(images, probs)
     kernel = np.eye(3, dtype="float32") * sharpness  # red channel -> "Red Brand", ...
     model.layers[-1].set_weights([kernel, np.zeros(len(CLASSES), "float32")])
     return model
