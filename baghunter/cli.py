@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from baghunter.catalog.specs import SourceSpec
-from baghunter.config import Settings, get_settings
+from baghunter.config import LOCAL_MLFLOW_PORT, Settings, get_settings
 from baghunter.store.base import CatalogStore, StoreUnavailable
 
 app = typer.Typer(help="Bag Hunter: catalog → brand recognizer.", no_args_is_help=True)
@@ -455,9 +455,18 @@ def train_step(
     from there, whatever the child or its libraries print.
     """
     from baghunter.training import pipeline
+    from baghunter.training.backbones import WeightsUnavailable
     from baghunter.training.train import TrainConfig
 
-    run_id = pipeline.train(manifest, TrainConfig.model_validate_json(config), get_settings())
+    try:
+        run_id = pipeline.train(manifest, TrainConfig.model_validate_json(config), get_settings())
+    except (WeightsUnavailable, ValueError, FileNotFoundError) as exc:
+        # A configuration problem: the parent fails the task without retrying it.
+        result_file.write_text(json.dumps({"error": str(exc), "retryable": False}))
+        raise typer.Exit(1) from exc
+    except Exception as exc:
+        result_file.write_text(json.dumps({"error": f"{type(exc).__name__}: {exc}"}))
+        raise
     result_file.write_text(json.dumps({"run_id": run_id}))
 
 
@@ -550,11 +559,17 @@ def demo(
     as_json: JsonFlag = False,
 ) -> None:
     """The whole pipeline on the sample catalog: ingest → train → promote → predict."""
-    from baghunter.demo import print_summary, run_demo
+    from baghunter.demo import native_output_to, print_summary, run_demo
+
+    with native_output_to(get_settings().home / "logs" / "demo-tensorflow.log"):
+        # TensorFlow's C++ start-up lines (oneDNN, CPU features) bypass Python's logging.
+        import tensorflow  # noqa: F401
     from baghunter.sample.catalog import SampleCatalog
 
     settings = get_settings()
     catalog = SampleCatalog(seed=seed, brands=brands, per_brand=per_brand)
+    for noisy in ("mlflow", "alembic"):  # their start-up lines say nothing to a demo user
+        logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         result = run_demo(
             settings,
@@ -576,7 +591,7 @@ def demo(
 @app.command("up")
 def up(
     airflow_port: int = 8080,
-    mlflow_port: int = 5000,
+    mlflow_port: int = LOCAL_MLFLOW_PORT,
     port: Annotated[int | None, typer.Option(help="Serving port [BAGHUNTER_SERVE_PORT]")] = None,
 ) -> None:
     """Airflow, the MLflow UI and the upload page on localhost; Ctrl-C stops them all."""
@@ -589,8 +604,45 @@ def up(
 
 
 @app.command("config")
-def show_config(as_json: JsonFlag = True) -> None:
-    """Print the effective settings (the API key masked, no credentials in URIs)."""
+def show_config(
+    remember: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--remember",
+            metavar="NAME=VALUE",
+            help="Make the data home remember a choice (weights, embed_backbone, "
+            "embed_image_size, train_defaults, sources); VALUE may be JSON.",
+        ),
+    ] = None,
+    forget: Annotated[
+        list[str] | None, typer.Option("--forget", metavar="NAME", help="Forget a choice.")
+    ] = None,
+    as_json: JsonFlag = True,
+) -> None:
+    """Print the effective settings (the API key masked, no credentials in URIs).
+
+    With --remember/--forget, first change what this data home remembers: runs, the
+    service and the CLI on the home use it unless the environment says otherwise.
+    """
+    from baghunter.config import remember as remember_choices
+
+    changes: dict[str, Any] = dict.fromkeys(forget or [])
+    for item in remember or []:
+        name, sep, text = item.partition("=")
+        if not sep:
+            raise typer.BadParameter(f"{item!r}: expected NAME=VALUE", param_hint="--remember")
+        try:
+            changes[name.strip()] = json.loads(text)
+        except ValueError:  # a bare path or word
+            changes[name.strip()] = text
+    if changes:
+        try:
+            path = remember_choices(get_settings().home, **changes)
+        except ValueError as exc:  # pydantic's ValidationError included
+            err.print(f"[red]cannot remember that:[/red] {exc}")
+            raise typer.Exit(2) from exc
+        err.print(f"remembered in {path}")
+        get_settings.cache_clear()
     _emit(get_settings().redacted(), as_json, "settings")
 
 

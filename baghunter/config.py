@@ -1,23 +1,31 @@
 """One typed settings object for every stage (CLI, Airflow tasks, serving, tests).
 
-Values come from the environment (prefix ``BAGHUNTER_``) or a ``.env`` file. Nothing here
-touches the disk: directories are created by the stage that writes into them, so importing
-this module (for example while Airflow parses a DAG file) has no side effects.
+Values come from the environment (prefix ``BAGHUNTER_``) or a ``.env`` file, then from the
+choices the data home remembers (``<home>/settings.json``: the weights, embedding space and
+training recipe the demo or the user picked), then from the defaults below. So a DAG run,
+the service and the CLI on one home agree without each being told again.
+
+Directories are created by the stage that writes into them, so importing this module (for
+example while Airflow parses a DAG file) has no side effects; only :func:`remember` writes
+the home's choices, when a user or the demo asks it to.
 """
 
 from __future__ import annotations
 
+import json
 import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, TypeAdapter, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from baghunter.catalog.specs import SourceSpec
 
 StoreBackend = Literal["auto", "embedded", "mongo"]
+# Where `baghunter up` serves the MLflow UI of the home's own store unless told otherwise.
+LOCAL_MLFLOW_PORT = 5000
 
 
 class Settings(BaseSettings):
@@ -78,11 +86,17 @@ class Settings(BaseSettings):
     )
     mlflow_ui_url: str | None = Field(
         default=None,
-        description="MLflow UI address for links from Airflow (default: tracking URI).",
+        description="MLflow UI address for links from Airflow (default: the tracking server, "
+        "else the UI `baghunter up` serves for the home's own store).",
     )
     model_name: str = "bag-brand-classifier"
     weights: str = Field(
         default="imagenet", description="'imagenet', 'none', or a local .weights.h5 file."
+    )
+    train_defaults: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Brand training options used when a run names none, as JSON, e.g. "
+        '{"backbone": "scratch", "image_size": 32} (the demo remembers its own).',
     )
 
     # --- visual features, attributes, audit, similar search ----------------------------
@@ -160,7 +174,19 @@ class Settings(BaseSettings):
     def _expand_home(cls, value: Path) -> Path:
         return value.expanduser()
 
+    @model_validator(mode="after")
+    def _remembered(self) -> Settings:
+        """Fill what no source set from the choices this data home remembers."""
+        for name, value in read_remembered(self.home).items():
+            if name not in self.model_fields_set:
+                object.__setattr__(self, name, _adapter(name).validate_python(value))
+        return self
+
     # Derived locations: one place decides the layout of the data home.
+    @property
+    def remembered_path(self) -> Path:
+        return self.home / REMEMBERED_FILE
+
     @property
     def store_path(self) -> Path:
         return self.home / "catalog.sqlite"
@@ -187,6 +213,20 @@ class Settings(BaseSettings):
             return self.mlflow_tracking_uri
         return f"sqlite:///{(self.mlflow_dir / 'mlflow.db').resolve()}"
 
+    @property
+    def mlflow_ui(self) -> str:
+        """Where a browser opens this home's runs.
+
+        A run's link is stored when the run ends, so it names where the UI will be rather
+        than asking whether it is up now: the configured UI, the tracking server itself, or
+        the UI the local stack serves for a store on this machine.
+        """
+        if self.mlflow_ui_url:
+            return self.mlflow_ui_url.rstrip("/")
+        if self.tracking_uri.startswith(("http://", "https://")):
+            return self.tracking_uri.rstrip("/")
+        return f"http://127.0.0.1:{LOCAL_MLFLOW_PORT}"
+
     def redacted(self) -> dict[str, Any]:
         """The settings as JSON-ready values, safe to print or log.
 
@@ -200,6 +240,60 @@ class Settings(BaseSettings):
                 payload[name] = MASK
         payload["tracking_uri"] = mask_uri(self.tracking_uri)
         return dict(payload)
+
+
+# What a data home may remember (see read_remembered): choices that decide which model a
+# home's runs build and read. Never secrets: the file is plain text in the data home.
+REMEMBERED = ("weights", "embed_backbone", "embed_image_size", "train_defaults", "sources")
+REMEMBERED_FILE = "settings.json"
+
+
+def read_remembered(home: Path) -> dict[str, Any]:
+    """The remembered choices of ``home`` (none when it has no such file).
+
+    A file that cannot be read or parsed is an error, not silently nothing: runs would
+    otherwise quietly use other weights than the ones the user chose.
+    """
+    path = home.expanduser() / REMEMBERED_FILE
+    if not path.is_file():
+        return {}
+    try:
+        choices = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path} is unreadable ({exc}): fix or delete it") from exc
+    if not isinstance(choices, dict):
+        raise ValueError(f"{path} must hold a JSON object")
+    unknown = sorted(set(choices) - set(REMEMBERED))
+    if unknown:
+        raise ValueError(f"{path}: {unknown} cannot be remembered; only {list(REMEMBERED)}")
+    return choices
+
+
+def _adapter(name: str) -> TypeAdapter[Any]:
+    """Validates a value of setting ``name`` as the field itself would."""
+    annotation: Any = Settings.model_fields[name].annotation
+    return TypeAdapter(annotation)
+
+
+def remember(home: Path, **choices: Any) -> Path:
+    """Store ``choices`` in ``home``'s remembered settings (None forgets one); the file."""
+    unknown = sorted(set(choices) - set(REMEMBERED))
+    if unknown:
+        raise ValueError(f"{unknown} cannot be remembered; only {list(REMEMBERED)}")
+    current = read_remembered(home)
+    for name, value in choices.items():
+        if value is None:
+            current.pop(name, None)
+            continue
+        # Checked before writing: a bad value in the file would break every later run.
+        adapter = _adapter(name)
+        current[name] = adapter.dump_python(adapter.validate_python(value), mode="json")
+    path = home.expanduser() / REMEMBERED_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temporary = path.with_suffix(".tmp")
+    temporary.write_text(json.dumps(current, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    temporary.replace(path)  # a reader never sees half a file
+    return path
 
 
 # Settings that are secrets in themselves: never printed, whatever their shape.

@@ -16,6 +16,8 @@ import os
 import re
 import subprocess
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,8 +25,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from baghunter.config import Settings
-from baghunter.sample.catalog import SampleCatalog
+from baghunter.config import Settings, remember
+from baghunter.sample.catalog import SampleCatalog, SampleCatalogRecord
 from baghunter.sample.server import RouteServer
 from baghunter.stack import DAGS, PLUGINS, find_project_folder
 
@@ -44,8 +46,10 @@ SCRATCH_CONF: dict[str, Any] = {
 # The sample's listings carry these attributes (Farfetch-style feeds: colour, pattern and
 # the most specific category, i.e. the bag's silhouette).
 DEMO_ATTRIBUTES = ["category", "colour", "pattern"]
+DEMO_MIN_COUNT = 5  # photos a value needs: the sample has about 30 per brand
 # Lines of the DAG runs worth showing while they run: task starts and the project's own
 # log messages (the full log, Airflow's included, goes to a file).
+DEMO_DAGS = "^(catalog_ingest|brand_training|image_features|attribute_training|listing_audit)$"
 PROGRESS = re.compile(r"\[DAG TEST\] starting task_id=(\S+)|\[baghunter\.[\w.]+\]")
 
 
@@ -55,10 +59,12 @@ class DemoResult:
     images: dict[str, int] = field(default_factory=dict)
     failed_images: dict[str, str] = field(default_factory=dict)  # url -> reason
     duplicate_groups: int = 0
-    backbone: str = ""
+    backbone: str = ""  # the backbone this run chose
     weights_note: str = ""
     trained: bool = False
     champion_version: int | None = None
+    champion_model: str = ""  # what the serving champion is, from its own run's params
+    decision: str = ""  # this run's candidate: promoted or kept out, and why
     test_accuracy: float | None = None
     test_count: int | None = None  # photos in the champion's test split
     holdout_accuracy: float | None = None
@@ -66,12 +72,29 @@ class DemoResult:
     holdout_count: int = 0
     predictions: list[dict[str, Any]] = field(default_factory=list)
     embedded: dict[str, Any] = field(default_factory=dict)  # this run's embedding report
+    attributes_trained: bool = False
     attribute_champion_version: int | None = None
     attribute_metrics: dict[str, float] = field(default_factory=dict)  # test accuracy each
     audit: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+
+@contextmanager
+def native_output_to(path: Path) -> Iterator[None]:
+    """Send what native code writes to stderr (file descriptor 2) to ``path`` meanwhile."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stderr.flush()
+    saved = os.dup(2)
+    try:
+        with path.open("ab") as sink:
+            os.dup2(sink.fileno(), 2)
+            yield
+    finally:
+        sys.stderr.flush()
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def airflow_env(settings: Settings) -> dict[str, str]:
@@ -88,6 +111,7 @@ def airflow_env(settings: Settings) -> dict[str, str]:
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__PARALLELISM": "2",
             "BAGHUNTER_HOME": str(home),
+            "TF_CPP_MIN_LOG_LEVEL": "2",
         }
     )
     return env
@@ -160,7 +184,7 @@ def _highlight(line: str, match: re.Match[str]) -> str:
         return f"[bold]→ {match.group(1)}[/bold]"
     # "<time> [info     ] message [logger] key=value": keep the message
     text = line.split("] ", 1)[-1] if "] " in line else line
-    return re.sub(r"\s+\[baghunter\.[\w.]+\].*$", "", text.strip())[:110]
+    return re.sub(r"\s+\[baghunter\.[\w.]+\].*$", "", text.strip())
 
 
 def _last_run_state(log_path: Path) -> str:
@@ -214,6 +238,7 @@ def run_demo(
 
     console.rule("[bold]3/6 · brand_training (Airflow)")
     conf, result.weights_note = choose_backbone(settings)
+    remember_choices(settings, conf, catalog, server.url("/api/listings"), port)
     result.backbone = conf["backbone"]
     console.print(f"   {result.weights_note}")
     registry.tracking(settings)
@@ -231,6 +256,9 @@ def run_demo(
     if champion is None:
         raise RuntimeError("training finished without a champion")
     result.champion_version = int(champion["version"])
+    result.champion_model = _model_of(champion)
+    if result.trained:
+        result.decision = _latest_decision(settings.model_name)
     result.test_accuracy = champion.get("metrics", {}).get("test_accuracy")
     test_count = champion.get("metrics", {}).get("test_count")
     result.test_count = int(test_count) if test_count is not None else None
@@ -238,14 +266,33 @@ def run_demo(
     console.rule("[bold]4/6 · image_features (Airflow)")
     features = embedding_conf(conf)
     console.print(f"   shared embeddings: {features['backbone']} at {features['image_size']} px")
+    space = _space_of(features)
+    before = _vector_count(settings, space)
     demo.dag_test("image_features", features)
-    result.embedded = _last_embedding(settings)
+    result.embedded = _embedding_counts(settings, space, before)
 
     console.rule("[bold]5/6 · attribute_training and listing_audit (Airflow)")
-    demo.dag_test(
-        "attribute_training",
-        {**features, "attributes": DEMO_ATTRIBUTES, "min_count": 5, "epochs": 40},
-    )
+    attribute_champion = registry.champion_info(settings.attribute_model_name, settings.model_alias)
+    current = (_attribute_dataset_version(settings), space)
+    if (
+        attribute_champion
+        and not retrain
+        and (
+            attribute_champion["tags"].get("dataset_version"),
+            attribute_champion["tags"].get("space"),
+        )
+        == current
+    ):
+        console.print(
+            f"   champion v{attribute_champion['version']} was trained on this dataset and "
+            "embedding space: skipping training (--retrain to train again)"
+        )
+    else:
+        demo.dag_test(
+            "attribute_training",
+            {**features, "attributes": DEMO_ATTRIBUTES, "min_count": DEMO_MIN_COUNT, "epochs": 40},
+        )
+        result.attributes_trained = True
     attribute_champion = registry.champion_info(settings.attribute_model_name, settings.model_alias)
     if attribute_champion is None:
         raise RuntimeError("attribute training finished without a champion")
@@ -259,12 +306,41 @@ def run_demo(
     demo.dag_test("listing_audit", {})
     result.audit = _audit_summary(settings)
 
+    # `airflow dags test` leaves the DAGs it created paused; under `make up` the schedule
+    # and the UI's buttons should work at once.
+    demo.airflow("dags", "unpause", "--treat-dag-id-as-regex", "-y", DEMO_DAGS, log_name="unpause")
+
     console.rule("[bold]6/6 · the champions on photos the catalog never had")
     result.predictions = _predict_holdout(settings, catalog, features, holdout_per_brand)
     result.holdout_correct = sum(p["brand"] == p["predicted"] for p in result.predictions)
     result.holdout_count = len(result.predictions)
     result.holdout_accuracy = result.holdout_correct / result.holdout_count
     return result
+
+
+def remember_choices(
+    settings: Settings, conf: dict[str, Any], catalog: SampleCatalog, feed: str, port: int
+) -> None:
+    """Make the data home remember what the demo chose, for every later run on it.
+
+    Scheduled DAG runs, `baghunter up`'s service and the CLI then use the same weights,
+    embedding space, training recipe and catalog source as the demo, instead of the
+    defaults (ImageNet weights a machine without network cannot download). The sample
+    catalog's own parameters go to a file of the local harness: `baghunter up` serves
+    the catalog again so that the schedule and backfills have something to read.
+    """
+    features = embedding_conf(conf)
+    remember(
+        settings.home,
+        weights=conf.get("weights", "none"),
+        embed_backbone=features["backbone"],
+        embed_image_size=features["image_size"],
+        train_defaults={k: v for k, v in conf.items() if k != "weights"},
+        sources=[{"kind": "farfetch", "location": feed, "incremental": True}],
+    )
+    SampleCatalogRecord(
+        seed=catalog.seed, brands=catalog.brands, per_brand=catalog.per_brand, port=port
+    ).save(settings.home)
 
 
 def embedding_conf(brand_conf: dict[str, Any]) -> dict[str, Any]:
@@ -276,14 +352,62 @@ def embedding_conf(brand_conf: dict[str, Any]) -> dict[str, Any]:
     return {"backbone": "scratch", "weights": "none", "image_size": 32}
 
 
-def _last_embedding(settings: Settings) -> dict[str, Any]:
-    log = (settings.home.resolve() / "logs" / "demo-image_features.log").read_text()
-    found = re.findall(r"embedding done: EmbedReport\((.*?)\)", log)
-    if not found:
-        return {}
+def _model_of(champion: dict[str, Any]) -> str:
+    """The champion's backbone and input size, as its training run logged them."""
+    from mlflow import MlflowClient
+
+    if champion.get("run_id") is None:
+        return "unknown model"
+    params = MlflowClient().get_run(champion["run_id"]).data.params
+    names = {"vgg16": "VGG16", "scratch": "from-scratch CNN"}
+    backbone = names.get(params.get("backbone", ""), params.get("backbone", "unknown model"))
+    size = champion.get("tags", {}).get("image_size")
+    return f"{backbone} at {size} px" if size else backbone
+
+
+def _latest_decision(name: str) -> str:
+    """The champion gate's verdict on the newest version of ``name`` (this run's)."""
+    from mlflow import MlflowClient
+
+    from baghunter import registry
+
+    versions = MlflowClient().search_model_versions(f"name = '{name}'")
+    if not versions:
+        return ""
+    newest = max(versions, key=lambda version: int(version.version))
+    verdict = newest.tags.get(registry.TAG_DECISION, "")
+    reason = newest.tags.get(registry.TAG_REASON, "")
+    return f"v{newest.version} {verdict}: {reason}" if verdict else ""
+
+
+def _vector_count(settings: Settings, space: str) -> int:
+    from baghunter.embeddings.pipeline import vector_store
+
+    return len(vector_store(settings, space))
+
+
+def _space_of(features: dict[str, Any]) -> str:
+    from baghunter.embeddings.model import Embedder, EmbedderSpec
+
+    return Embedder(EmbedderSpec(**features)).space
+
+
+def _embedding_counts(settings: Settings, space: str, before: int) -> dict[str, Any]:
+    """What the image_features run did, read from the catalog and the vector store."""
+    from baghunter.embeddings.pipeline import catalog_image_paths, vector_store
+    from baghunter.store import open_store
+
+    with open_store(settings) as store:
+        photos = set(catalog_image_paths(store, settings.images_dir))
+    vectors = vector_store(settings, space)
+    computed = len(vectors) - before
+    with_vector = len(photos) - len(vectors.missing(photos))
     return {
-        key: (int(value) if value.isdigit() else value.strip("'"))
-        for key, value in re.findall(r"(\w+)=('[^']*'|[\d.]+)", found[-1])
+        "space": space,
+        "images": len(photos),
+        "computed": computed,
+        "reused": with_vector - computed,
+        "vectors": len(vectors),
     }
 
 
@@ -292,6 +416,18 @@ def _audit_summary(settings: Settings) -> dict[str, Any]:
 
     with open_store(settings) as store:
         return store.audit_summary()
+
+
+def _attribute_dataset_version(settings: Settings) -> str:
+    from baghunter.attributes.dataset import DatasetConfig, DatasetError, curate
+    from baghunter.store import open_store
+
+    with open_store(settings) as store:
+        try:
+            config = DatasetConfig(attributes=tuple(DEMO_ATTRIBUTES), min_count=DEMO_MIN_COUNT)
+            return curate(store, settings, config).version
+        except DatasetError:
+            return ""
 
 
 def _current_dataset_version(settings: Settings, brands: int) -> str:
@@ -354,6 +490,15 @@ def _predict_holdout(
     return out
 
 
+def _audit_line(summary: dict[str, Any]) -> str:
+    """``store.audit_summary()`` in words: findings per field, most first."""
+    if not summary:
+        return "every listing agrees with its photos"
+    total = sum(int(row["findings"]) for row in summary.values())
+    fields = ", ".join(f"{field} {row['findings']}" for field, row in summary.items())
+    return f"{total} listing claims contradicted by their photos ({fields})"
+
+
 def print_summary(result: DemoResult, settings: Settings, console: Console) -> None:
     table = Table(title="Bag Hunter demo", show_header=False, title_justify="left")
     table.add_row(
@@ -364,12 +509,16 @@ def print_summary(result: DemoResult, settings: Settings, console: Console) -> N
         f"{result.images.get('ok', 0)} ok, {result.images.get('failed', 0)} failed: "
         + "; ".join(f"{u.rsplit('/', 1)[-1]} → {r}" for u, r in result.failed_images.items()),
     )
-    table.add_row("model", result.weights_note)
+    table.add_row("this run", result.weights_note)
     accuracy = f"{result.test_accuracy:.2f}" if result.test_accuracy is not None else "n/a"
     table.add_row(
-        "champion",
-        f"{settings.model_name} v{result.champion_version}, test accuracy {accuracy}"
-        + ("" if result.trained else " (reused)"),
+        "serving",
+        f"{settings.model_name} v{result.champion_version} ({result.champion_model}), "
+        f"test accuracy {accuracy} on {result.test_count} photos",
+    )
+    table.add_row(
+        "brand training",
+        result.decision if result.trained else "skipped: the champion knows this dataset",
     )
     table.add_row("unseen photos", f"{result.holdout_correct} of {result.holdout_count} recognised")
     embedded = result.embedded
@@ -383,7 +532,7 @@ def print_summary(result: DemoResult, settings: Settings, console: Console) -> N
         f"{settings.attribute_model_name} v{result.attribute_champion_version}, test accuracy "
         + ", ".join(f"{k} {v:.2f}" for k, v in result.attribute_metrics.items()),
     )
-    table.add_row("listing audit", json.dumps(result.audit, default=str)[:160])
+    table.add_row("listing audit", _audit_line(result.audit))
     console.print(table)
     preds = Table(
         "photo of",

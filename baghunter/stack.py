@@ -1,6 +1,7 @@
 """``baghunter up``: Airflow, the MLflow UI and the brand service together on one machine.
 
-The stack is three child processes, each started in its own session so that a Ctrl-C in
+The stack is a few child processes (Airflow, MLflow, the brand service, and the demo's
+sample catalog when the home has one), each started in its own session so that a Ctrl-C in
 the terminal reaches only this supervisor, which then stops all of them and waits until
 they are gone, rather than leaving each to die on its own. Stopping a child means
 signalling its whole process group: ``airflow standalone`` and ``mlflow server`` are
@@ -8,7 +9,7 @@ themselves parents of several processes.
 
 Everything that decides *what* runs (commands, environments, URLs, log files) is computed
 by :func:`plan_stack` without side effects; :func:`run_stack` only starts, watches and stops.
-All three read the same data home and MLflow store as the ``baghunter`` command, so a model
+All read the same data home and MLflow store as the ``baghunter`` command, so a model
 trained from the CLI shows up in the UI and in serving, and the other way round.
 """
 
@@ -36,6 +37,7 @@ from rich.table import Table
 from rich.text import Text
 
 from baghunter.config import Settings
+from baghunter.sample.catalog import SampleCatalogRecord
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +47,7 @@ LOOPBACK = "127.0.0.1"
 # alone takes about 10 s to shut down, and 15 s on a busy machine.
 STOP_GRACE_S = 20.0
 _POLL_S = 0.5
-_HEALTH_TIMEOUT_S = 3.0  # generous: the machine is busy starting three servers at once
+_HEALTH_TIMEOUT_S = 3.0  # generous: the machine is busy starting several servers at once
 _LOG_TAIL_LINES = 25
 
 # Folders of this repository the Airflow child needs, each recognised by a file it holds so
@@ -92,6 +94,24 @@ class Service:
     def health_url(self) -> str:
         return self.url + self.health_path
 
+    def unhealthy(self, response: httpx.Response) -> str | None:
+        """Why an answer of the health URL is not healthy; None when it is."""
+        if not response.is_success:
+            return f"{self.health_url} answered {response.status_code}"
+        if self.name != "Airflow":
+            return None
+        # Airflow's API server answers 200 while its scheduler or DAG processor is dead.
+        try:
+            parts = response.json()
+        except ValueError:
+            return f"{self.health_url} answered no JSON"
+        sick = sorted(
+            name
+            for name, part in parts.items()
+            if isinstance(part, dict) and part.get("status") not in (None, "healthy")
+        )
+        return f"Airflow's {', '.join(sick)} unhealthy" if sick else None
+
     @property
     def port(self) -> int:
         port = urlsplit(self.url).port
@@ -110,10 +130,13 @@ class StackPlan:
     airflow_passwords: Path  # written by Airflow's simple auth manager on first start
     logs_dir: Path
     mlflow_artifacts: Path
+    # The demo's sample catalog, served again where the home's scheduled ingest reads it.
+    sample: Service | None = None
 
     @property
     def services(self) -> tuple[Service, ...]:
-        return self.airflow, self.mlflow, self.serving
+        extra = (self.sample,) if self.sample else ()
+        return self.airflow, self.mlflow, self.serving, *extra
 
     @property
     def stages(self) -> tuple[tuple[Service, ...], ...]:
@@ -123,13 +146,16 @@ class StackPlan:
         same SQLite file meanwhile (serving polls the registry at once) migrates it too,
         and one of the two fails. So the store's clients start after its server is up.
         """
-        return (self.mlflow,), (self.airflow, self.serving)
+        first = (self.mlflow, self.sample) if self.sample else (self.mlflow,)
+        return first, (self.airflow, self.serving)
 
 
-@dataclass(frozen=True)
+@dataclass
 class Running:
     service: Service
     process: subprocess.Popen[bytes]
+    restarts: int = 0
+    sick_since: float | None = None  # monotonic time of the first unhealthy answer
 
 
 @dataclass(frozen=True)
@@ -190,7 +216,7 @@ def plan_stack(
     plugins_folder: Path | None,
     environ: Mapping[str, str],
 ) -> StackPlan:
-    """Commands, environments, URLs and log files of the three services.
+    """Commands, environments, URLs and log files of the services.
 
     ``environ`` is the environment the children inherit; what the stack must decide for
     them to work together (data home, MLflow store, ports, folders) is set on top of it.
@@ -279,7 +305,37 @@ def plan_stack(
     passwords = airflow_env.get("AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE") or str(
         airflow_home / "simple_auth_manager_passwords.json.generated"
     )
-    return StackPlan(airflow, mlflow, serving, Path(passwords), logs_dir, mlflow_artifacts)
+    return StackPlan(
+        airflow,
+        mlflow,
+        serving,
+        Path(passwords),
+        logs_dir,
+        mlflow_artifacts,
+        sample=_sample_catalog(home, shared, logs_dir),
+    )
+
+
+def _sample_catalog(home: Path, env: Mapping[str, str], logs_dir: Path) -> Service | None:
+    """The sample catalog the demo filled ``home`` from, at the address it used then."""
+    record = SampleCatalogRecord.load(home)
+    if record is None:
+        return None
+    # fmt: off
+    command = (
+        sys.executable, "-m", "baghunter", "sample", "serve",
+        "--port", str(record.port), "--seed", str(record.seed),
+        "--brands", str(record.brands), "--per-brand", str(record.per_brand),
+    )
+    # fmt: on
+    return Service(
+        name="Sample catalog",
+        command=command,
+        env=env,
+        url=f"http://{LOOPBACK}:{record.port}",
+        health_path="/api/listings?page=1&pageSize=1",
+        log_file=logs_dir / "sample-catalog.log",
+    )
 
 
 def _add_mongo_connection(airflow_env: dict[str, str], conn_id: str, mongo_uri: str) -> None:
@@ -320,12 +376,14 @@ def run_stack(
     serve_port: int | None = None,
     dags_folder: Path | None = None,
     ready_timeout_s: float = 180,
+    watch: Watch | None = None,
 ) -> int:
     """Run Airflow, the MLflow UI and the brand service until Ctrl-C or SIGTERM.
 
     Returns the process exit code: 0 after a requested stop, 1 when the stack cannot start
-    or a service fails (it is named, with the end of its log, and the others are stopped).
-    Must be called from the main thread, which receives the signals.
+    or a service keeps failing (it is named, with the end of its log, and the others are
+    stopped). A service that dies or stays unhealthy is restarted first (see
+    :class:`Watch`). Must be called from the main thread, which receives the signals.
     """
     console = Console(stderr=True)
     try:
@@ -351,7 +409,9 @@ def run_stack(
     failures: list[Failure] = []
     with _stop_on_signals(stop):
         try:
-            failures = _start_and_supervise(plan, running, stop, ready_timeout_s, console)
+            failures = _start_and_supervise(
+                plan, running, stop, ready_timeout_s, console, watch or Watch()
+            )
             for failure in failures:
                 _report(failure, console)
         finally:
@@ -365,6 +425,7 @@ def _start_and_supervise(
     stop: threading.Event,
     ready_timeout_s: float,
     console: Console,
+    watch: Watch,
 ) -> list[Failure]:
     """Start the stages in order, then watch the services until a stop is asked.
 
@@ -381,7 +442,7 @@ def _start_and_supervise(
         if failures or stop.is_set():
             return failures
     console.print(_banner(plan))
-    return _supervise(running, stop)
+    return _supervise(running, stop, watch, console)
 
 
 def _optional_folder(name: str, marker: str) -> Path | None:
@@ -399,7 +460,7 @@ def _check_ports(services: Sequence[Service]) -> None:
     """
     ports = [service.port for service in services]
     if len(set(ports)) != len(ports):
-        raise StackError(f"the services need three different ports, got {ports}")
+        raise StackError(f"the services need different ports, got {ports}")
     for service in services:
         host = urlsplit(service.url).hostname or LOOPBACK
         with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
@@ -457,7 +518,7 @@ def _wait_until_healthy(
                 code = item.process.poll()
                 if code is not None:
                     return [Failure(service, f"exited with code {code} while starting")]
-                if _answers(client, service.health_url):
+                if _healthy(client, service):
                     pending.remove(item)
                     elapsed = time.monotonic() - started
                     console.print(
@@ -473,21 +534,92 @@ def _wait_until_healthy(
     return []
 
 
-def _answers(client: httpx.Client, url: str) -> bool:
+def _healthy(client: httpx.Client, service: Service) -> bool:
     try:
-        return client.get(url).is_success
+        return service.unhealthy(client.get(service.health_url)) is None
     except httpx.HTTPError:  # not listening yet, or too busy starting up to answer in time
         return False
 
 
-def _supervise(running: Sequence[Running], stop: threading.Event) -> list[Failure]:
-    """Wait for a stop request; a service that exits meanwhile is a failure of the stack."""
-    while not stop.wait(_POLL_S):
-        for item in running:
-            code = item.process.poll()
-            if code is not None:
-                return [Failure(item.service, f"exited with code {code}")]
+@dataclass(frozen=True)
+class Watch:
+    """How the running stack is watched (tests shorten the times)."""
+
+    every_s: float = 10.0  # between health checks
+    grace_s: float = 60.0  # unhealthy this long (or exited) -> restart
+    max_restarts: int = 2  # per service; one more failure stops the stack
+    ready_timeout_s: float = 180.0  # for a restarted service to answer again
+
+
+def _supervise(
+    running: Sequence[Running], stop: threading.Event, watch: Watch, console: Console
+) -> list[Failure]:
+    """Watch every service until a stop is asked.
+
+    A service that exits, or stays unhealthy for ``watch.grace_s``, is restarted (its
+    whole process group stopped first) up to ``watch.max_restarts`` times; after that the
+    stack stops with the reason, since a component that keeps failing needs a person.
+    """
+    next_check = time.monotonic() + watch.every_s
+    with httpx.Client(timeout=_HEALTH_TIMEOUT_S) as client:
+        while not stop.wait(_POLL_S):
+            checking = time.monotonic() >= next_check
+            if checking:
+                next_check = time.monotonic() + watch.every_s
+            for item in running:
+                reason = _failing(item, client, watch, checking)
+                if reason is None:
+                    continue
+                if item.restarts >= watch.max_restarts:
+                    gave_up = f"{reason}; gave up after {item.restarts} restarts"
+                    return [Failure(item.service, gave_up)]
+                failure = _restart(item, reason, stop, watch, console)
+                if failure is not None:
+                    return [failure]
     return []
+
+
+def _failing(item: Running, client: httpx.Client, watch: Watch, checking: bool) -> str | None:
+    """Why ``item`` needs a restart now, or None."""
+    code = item.process.poll()
+    if code is not None:
+        return f"exited with code {code}"
+    if not checking:
+        return None
+    try:
+        problem = item.service.unhealthy(client.get(item.service.health_url))
+    except httpx.HTTPError as exc:
+        problem = f"{item.service.health_url} did not answer ({type(exc).__name__})"
+    now = time.monotonic()
+    if problem is None:
+        item.sick_since = None
+        return None
+    if item.sick_since is None:
+        item.sick_since = now
+        log.warning("%s: %s", item.service.name, problem)
+    if now - item.sick_since < watch.grace_s:
+        return None
+    return f"{problem} for {now - item.sick_since:.0f} s"
+
+
+def _restart(
+    item: Running, reason: str, stop: threading.Event, watch: Watch, console: Console
+) -> Failure | None:
+    """Stop ``item``'s process group, start it again and wait until it is healthy."""
+    item.restarts += 1
+    console.print(
+        Text(
+            f"! {item.service.name} {reason}: restarting it "
+            f"({item.restarts} of {watch.max_restarts})",
+            style="yellow",
+        )
+    )
+    _stop_all([item], console)
+    item.process = _start(item.service)
+    item.sick_since = None
+    deadline = time.monotonic() + watch.ready_timeout_s
+    failures = _wait_until_healthy([item], stop, deadline, console)
+    return failures[0] if failures else None
 
 
 def _stop_all(running: Sequence[Running], console: Console) -> None:
@@ -546,8 +678,10 @@ def _banner(plan: StackPlan) -> Panel:
     rows.add_row("MLflow UI", plan.mlflow.url)
     rows.add_row("Upload page", f"{plan.serving.url}/")
     rows.add_row("API docs", f"{plan.serving.url}/docs")
+    if plan.sample is not None:
+        rows.add_row("Sample catalog", f"{plan.sample.url}/api/listings (scheduled ingest)")
     rows.add_row("Logs", str(plan.logs_dir))
-    hint = Text("Ctrl-C stops all three.", style="dim")
+    hint = Text("Ctrl-C stops them all.", style="dim")
     return Panel(Group(rows, Text(), hint), title="Bag Hunter is up", expand=False)
 
 

@@ -47,12 +47,16 @@ CATALOG = Asset("baghunter://catalog")
             enum=["shopify", "farfetch", "folder", "csv"],
             description="Kind of catalog given in 'location'.",
         ),
+        # Optional params are nullable: the UI's Trigger and Backfill forms require every
+        # param whose schema refuses an empty value. The task checks what a kind needs.
         "location": Param(
-            "",
-            type="string",
+            None,
+            type=["null", "string"],
             description="Feed URL, folder or CSV path. Empty: read the configured sources.",
         ),
-        "images_dir": Param("", type="string", description="csv only: folder of <id>.jpg"),
+        "images_dir": Param(
+            None, type=["null", "string"], description="csv only: folder of <id>.jpg"
+        ),
         "max_pages": Param(None, type=["null", "integer"], minimum=1),
         "incremental": Param(True, type="boolean", description="Stop at a page with no news."),
     },

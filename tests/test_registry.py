@@ -731,3 +731,15 @@ def test_fresh_process_loads_a_model_with_the_vgg16_preprocessing_layer(
     )
     answer = _in_fresh_process(script, ref.uri, tmp_path)
     assert answer == pytest.approx(expected, abs=1e-5)
+
+
+def test_experiments_open_on_their_training_runs(store: Settings) -> None:
+    # MLflow 3's UI picks an experiment's landing page from this tag (GenAI traces or runs).
+    made = registry.get_or_create_experiment("kind-new", store)
+    older = client().create_experiment("kind-old")  # as a home made before the tag existed
+
+    registry.get_or_create_experiment("kind-old", store)
+
+    for experiment_id in (made, older):
+        tags = client().get_experiment(experiment_id).tags
+        assert tags["mlflow.experimentKind"] == "custom_model_development"

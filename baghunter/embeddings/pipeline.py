@@ -111,5 +111,12 @@ def embed_catalog(
         vectors=len(vector_store(settings, embedder.space)),
         seconds=round(time.perf_counter() - started, 3),
     )
-    logger.info("embedding done: %s", result)
+    logger.info(
+        "embedded %d of %d photos into %s in %.1f s (%d already had a vector)",
+        result.computed,
+        result.images,
+        result.space,
+        result.seconds,
+        result.reused,
+    )
     return result

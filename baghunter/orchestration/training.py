@@ -15,7 +15,7 @@ import subprocess
 import sys
 import tempfile
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 from baghunter.config import Settings
 from baghunter.orchestration.store import task_store
@@ -68,7 +68,15 @@ def train_config_json(params: dict[str, Any], settings: Settings) -> str:
 
 
 def train(manifest_path: str, params: dict[str, Any], settings: Settings) -> str:
-    """Train in a child process; returns the MLflow run id (from the child's result file)."""
+    """Train in a child process; returns the MLflow run id (from the child's result file).
+
+    What cannot work as configured (unknown options, missing weights, weights that cannot
+    be downloaded here) fails the task at once with the reason: a retry would not help.
+    """
+    try:
+        config = train_config_json(params, settings)
+    except (ValueError, FileNotFoundError) as exc:  # pydantic's ValidationError included
+        _cannot_run(str(exc), exc)
     with tempfile.TemporaryDirectory(prefix="baghunter-train-") as tmp:
         result_file = Path(tmp) / "result.json"
         command = [
@@ -81,7 +89,7 @@ def train(manifest_path: str, params: dict[str, Any], settings: Settings) -> str
             "--result-file",
             str(result_file),
             "--config",
-            train_config_json(params, settings),
+            config,
         ]
         log.info("training in a child process: %s", " ".join(command[:5]))
         # TensorFlow's C++ start-up chatter says nothing an operator can act on.
@@ -96,12 +104,23 @@ def train(manifest_path: str, params: dict[str, Any], settings: Settings) -> str
             if line:
                 log.info("%s", line)
                 tail = [*tail[-4:], line]
-        if child.wait() != 0 or not result_file.is_file():
+        code = child.wait()
+        result = json.loads(result_file.read_text()) if result_file.is_file() else {}
+        if code == 0 and "run_id" in result:
+            return str(result["run_id"])
+        if "error" not in result:  # killed, or died before it could say why
             raise RuntimeError(
-                f"training process exited with {child.returncode}; its last lines: "
-                + " | ".join(tail)
+                f"training process exited with {code}; its last lines: " + " | ".join(tail)
             )
-        return str(json.loads(result_file.read_text())["run_id"])
+        if result.get("retryable", True):
+            raise RuntimeError(f"training failed: {result['error']}")
+        _cannot_run(result["error"])
+
+
+def _cannot_run(reason: str, cause: BaseException | None = None) -> NoReturn:
+    from airflow.exceptions import AirflowFailException
+
+    raise AirflowFailException(f"training cannot run as configured: {reason}") from cause
 
 
 def evaluate(run_id: str, settings: Settings) -> dict[str, float]:
@@ -124,14 +143,11 @@ def promote(run_id: str, version: int, settings: Settings) -> dict[str, Any]:
 
 
 def run_url(run_id: str, settings: Settings) -> str:
-    """Where to see the run: the MLflow UI when tracking is a server, else the run's URI."""
-    from baghunter import registry
-
-    uri = registry.tracking(settings)
-    ui = settings.mlflow_ui_url or (uri if uri.startswith(("http://", "https://")) else None)
-    if ui is None:
-        return f"runs:/{run_id}"
+    """The run's page in the MLflow UI (see ``Settings.mlflow_ui``)."""
     import mlflow
 
+    from baghunter import registry
+
+    registry.tracking(settings)
     experiment = mlflow.get_run(run_id).info.experiment_id
-    return f"{ui.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
+    return f"{settings.mlflow_ui}/#/experiments/{experiment}/runs/{run_id}"

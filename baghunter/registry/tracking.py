@@ -84,6 +84,12 @@ def _operator_value(variable: str) -> str | None:
     return value
 
 
+# MLflow 3's UI opens an experiment on the page of its kind; without the tag it guesses,
+# and an experiment of Keras runs opened on the GenAI "Traces" page.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+TRAINING_KIND = "custom_model_development"
+
+
 def get_or_create_experiment(name: str, settings: Settings | None = None) -> str:
     """Configure tracking (see :func:`tracking`) and return the id of experiment ``name``.
 
@@ -100,6 +106,8 @@ def get_or_create_experiment(name: str, settings: Settings | None = None) -> str
     client = MlflowClient()
     experiment = client.get_experiment_by_name(name)
     if experiment is not None:
+        if experiment.tags.get(EXPERIMENT_KIND_TAG) is None:  # made before the tag existed
+            client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, TRAINING_KIND)
         return str(experiment.experiment_id)
     location = None
     if uri.startswith("sqlite:///"):
@@ -107,7 +115,11 @@ def get_or_create_experiment(name: str, settings: Settings | None = None) -> str
         # sqlite:////abs/path has kept its leading slash; sqlite:///rel/path is relative.
         location = (database.parent / "artifacts").resolve().as_uri()
     try:
-        return str(client.create_experiment(name, artifact_location=location))
+        return str(
+            client.create_experiment(
+                name, artifact_location=location, tags={EXPERIMENT_KIND_TAG: TRAINING_KIND}
+            )
+        )
     except MlflowException as exc:
         # Another process created it between our lookup and create (parallel DAG runs).
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":

@@ -18,8 +18,9 @@ import io
 import json
 import math
 import random
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, ClassVar
 
 from PIL import Image, ImageDraw, ImageFilter
 
@@ -72,6 +73,36 @@ class SampleProduct:
     colour: str
     shape: str
     pattern: str
+
+
+@dataclass(frozen=True)
+class SampleCatalogRecord:
+    """Which sample catalog a data home was filled from, and where it was served.
+
+    The demo writes it; `baghunter up` reads it to serve the same catalog at the same
+    address, the source the home's scheduled ingest runs read.
+    """
+
+    seed: int
+    brands: int
+    per_brand: int
+    port: int
+
+    FILE: ClassVar[str] = "sample-catalog.json"
+
+    def save(self, home: Path) -> None:
+        home.mkdir(parents=True, exist_ok=True)
+        (home / self.FILE).write_text(json.dumps(asdict(self)), encoding="utf-8")
+
+    @classmethod
+    def load(cls, home: Path) -> SampleCatalogRecord | None:
+        path = home / cls.FILE
+        if not path.is_file():
+            return None
+        return cls(**json.loads(path.read_text(encoding="utf-8")))
+
+    def catalog(self) -> SampleCatalog:
+        return SampleCatalog(seed=self.seed, brands=self.brands, per_brand=self.per_brand)
 
 
 @dataclass

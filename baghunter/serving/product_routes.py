@@ -37,6 +37,7 @@ from baghunter.serving.images import (
 )
 from baghunter.serving.routes import ERROR_RESPONSES, SINGLE_UPLOAD_BODY, ms_since, score_in_batch
 from baghunter.serving.schemas import (
+    AttributeModelDetails,
     AttributeModelSummary,
     AttributesResponse,
     AuditFindingBody,
@@ -75,6 +76,25 @@ product_router = APIRouter(prefix="/v1", tags=["products"], dependencies=[Depend
 catalog_router = APIRouter(tags=["products"])
 
 TopK = Annotated[int | None, Query(ge=1, le=100, description="Results (default: the server's).")]
+
+
+@product_router.get(
+    "/attributes",
+    response_model=AttributeModelDetails,
+    responses=ERROR_RESPONSES,
+    summary="The served attribute model: which attributes it reads, and their values",
+)
+async def attribute_model(holder: AttributeHolderDep) -> AttributeModelDetails:
+    """What a listing check can compare: the upload page builds its form from this."""
+    model = holder.current
+    if model is None:
+        raise no_model_error(holder)
+    return AttributeModelDetails(
+        name=model.name,
+        version=_str(model.version),
+        space=model.space,
+        attributes={name: list(values) for name, values in model.attributes.items()},
+    )
 
 
 @product_router.post(

@@ -108,6 +108,12 @@ class AttributeModelSummary(BaseModel):
     space: str = Field(description="Embedding space the model reads.")
 
 
+class AttributeModelDetails(AttributeModelSummary):
+    attributes: dict[str, list[str]] = Field(
+        description="Each attribute the model reads from a photo, with the values it knows."
+    )
+
+
 class AttributesResponse(BaseModel):
     attributes: dict[str, list[ValueScore]] = Field(
         description="Per attribute, the k most probable values, best first."

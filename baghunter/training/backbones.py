@@ -46,6 +46,16 @@ class CaffePreprocess(layers.Layer):
         return input_shape
 
 
+class WeightsUnavailable(RuntimeError):
+    """The backbone's weights cannot be had on this machine (download impossible)."""
+
+
+def _reason(exc: BaseException) -> str:
+    """The last, most specific part of a download error, on one line."""
+    text = " ".join(str(exc).split())
+    return text.rsplit(": ", 1)[-1][:160] or type(exc).__name__
+
+
 def validate_weights(name: str, weights: str) -> None:
     """Reject backbone/weights combinations that cannot be built (before any work starts)."""
     if name not in BACKBONES:
@@ -70,9 +80,17 @@ def build_backbone(name: str, weights: str, image_size: int) -> keras.Model:
     if name == "scratch":
         return _scratch_cnn(input_shape)
     if weights == "imagenet":
-        return keras.applications.VGG16(
-            include_top=False, weights="imagenet", input_shape=input_shape
-        )
+        try:  # Keras downloads the file once into ~/.keras, then works offline
+            return keras.applications.VGG16(
+                include_top=False, weights="imagenet", input_shape=input_shape
+            )
+        except Exception as exc:  # no network, a proxy, a full disk: all say "not here"
+            raise WeightsUnavailable(
+                f"VGG16's ImageNet weights cannot be downloaded here ({_reason(exc)}). "
+                "Give a local file: BAGHUNTER_WEIGHTS=/path/vgg16_notop.weights.h5, or "
+                "`baghunter config --remember weights=/path/vgg16_notop.weights.h5` for "
+                "every run on this data home; or weights 'none' for an untrained backbone"
+            ) from exc
     backbone = keras.applications.VGG16(include_top=False, weights=None, input_shape=input_shape)
     if weights != "none":
         backbone.load_weights(weights)

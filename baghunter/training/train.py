@@ -121,11 +121,18 @@ class TrainConfig(BaseModel):
 
 
 def train_config(options: dict[str, Any], settings: Settings) -> TrainConfig:
-    """The run's TrainConfig: the options given (None or "" means not given), the rest
-    from settings and TrainConfig's defaults. The one place that says which weights a
-    backbone gets when none are named: VGG16 the configured ones, a scratch CNN none.
+    """The run's TrainConfig: the options given (None or "" means not given), then the
+    home's training defaults (``settings.train_defaults``), then TrainConfig's. The one
+    place that says which weights a backbone gets when none are named: VGG16 the
+    configured ones, a scratch CNN none.
     """
     given = {k: v for k, v in options.items() if v not in (None, "", [], ())}
+    defaults = dict(settings.train_defaults)
+    if given.get("backbone", defaults.get("backbone")) != defaults.get("backbone"):
+        defaults = {}  # a recipe for another backbone says nothing about this one
+    if "image_size" in given or "image_sizes" in given:  # the run's sizes replace the home's
+        defaults = {k: v for k, v in defaults.items() if k not in ("image_size", "image_sizes")}
+    given = {**defaults, **given}
     if "image_size" in given:  # a single pinned size, as the CLI and DAG spell it
         given["image_sizes"] = (int(given.pop("image_size")),)
     backbone = given.get("backbone", TrainConfig.model_fields["backbone"].default)

@@ -86,6 +86,19 @@ def _champion(settings: Settings) -> tuple[int, dict]:
     return int(version.version), version.tags
 
 
+def test_a_training_run_that_cannot_start_says_why_and_is_not_retried(
+    settings: Settings, ingested: Path, tmp_path: Path
+) -> None:
+    from airflow.exceptions import AirflowFailException
+
+    from baghunter.orchestration import training
+
+    missing = tmp_path / "nowhere" / "vgg16_notop.weights.h5"
+    with pytest.raises(AirflowFailException, match="cannot run as configured") as failed:
+        training.train(str(ingested), {"weights": str(missing)}, settings)
+    assert str(missing) in str(failed.value)  # the child's own reason, not a log tail
+
+
 def _assert_swept_and_gated(settings: Settings, run_id: str) -> None:
     """The run's sweep trials are nested runs of it; its model has an open-set gate."""
     from mlflow import MlflowClient
@@ -143,8 +156,12 @@ def test_gate_promotes_better_and_keeps_worse(
     assert version == 2  # exactly one version registered by the run
     assert json.loads(tags["classes"]) == sorted({p.brand for p in catalog.products})
     train_ti = next(ti for ti in run.get_task_instances() if ti.task_id == "train")
-    assert train_ti.xcom_pull(task_ids="train", key="mlflow_run_url").startswith("runs:/")
-    _assert_swept_and_gated(settings, train_ti.xcom_pull(task_ids="train"))
+    run_id = train_ti.xcom_pull(task_ids="train")
+    # The "MLflow run" button opens the run where `baghunter up` serves this home's UI.
+    link = train_ti.xcom_pull(task_ids="train", key="mlflow_run_url")
+    assert link.startswith("http://127.0.0.1:5000/#/experiments/")
+    assert link.endswith(f"/runs/{run_id}")
+    _assert_swept_and_gated(settings, run_id)
 
     # 3. Another barely trained model is registered but does not take the alias.
     third = _cli("train", "--manifest", str(ingested), *BARELY_TRAINED, "--json")

@@ -50,7 +50,31 @@ def _demo(home: Path, port: int) -> dict:
     ]
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
+    # The console shows the demo's own progress: no native start-up lines, no reprs.
+    for noise in ("oneDNN", "absl::", "cpu_feature_guard", "EmbedReport("):
+        assert noise not in done.stderr, noise
     return json.loads(done.stdout)
+
+
+def _paused_dags(home: Path) -> dict[str, bool]:
+    """``airflow dags list`` on the demo's Airflow home, as an operator would run it."""
+    from baghunter.config import Settings
+    from baghunter.demo import airflow_env
+
+    env = airflow_env(Settings(home=home))
+    listed = subprocess.run(
+        [sys.executable, "-m", "airflow", "dags", "list", "-o", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    start = listed.stdout.index("[")  # after any warnings Airflow prints first
+    return {
+        dag["dag_id"]: dag["is_paused"] in (True, "True")
+        for dag in json.loads(listed.stdout[start:])
+    }
 
 
 def wilson_lower(successes: float, n: int, z: float = 1.96) -> float:
@@ -102,9 +126,31 @@ def test_demo_runs_the_pipeline_and_reuses_it(tmp_path: Path) -> None:
         assert set(prediction["attributes"]) == set(first["attribute_metrics"])
         assert prediction["most_similar"]["brand"] in {p["brand"] for p in first["predictions"]}
 
+    # Under `make up`, the schedule and the UI's buttons work at once: nothing is paused.
+    paused = _paused_dags(home)
+    assert {"catalog_ingest", "brand_training", "listing_audit"} <= set(paused)
+    assert not any(paused.values()), paused
+    # The home remembers the demo's choices: a scheduled run trains the same way, offline.
+    from baghunter.config import Settings
+    from baghunter.training.train import train_config
+
+    remembered = Settings(home=home)
+    assert remembered.weights == "none"
+    assert remembered.embed_backbone == "scratch" and remembered.embed_image_size == 32
+    assert train_config({}, remembered).backbone == "scratch"
+    assert remembered.sources[0].location == f"http://127.0.0.1:{port}/api/listings"
+
     second = _demo(home, port)
     assert second["trained"] is False  # the champion was trained on this very dataset
+    assert second["attributes_trained"] is False  # and so was the attribute champion
     assert second["champion_version"] == 1
+    assert second["attribute_champion_version"] == 1
+    from mlflow import MlflowClient
+
+    registered = MlflowClient(tracking_uri=remembered.tracking_uri).search_model_versions()
+    assert sorted(v.name for v in registered) == sorted(
+        [remembered.model_name, remembered.attribute_model_name]
+    )  # one version of each model: the second run registered nothing
     assert second["products"] == first["products"]
     assert second["images"] == first["images"]
     assert second["embedded"]["computed"] == 0  # no photo is embedded twice

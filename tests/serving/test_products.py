@@ -134,7 +134,11 @@ def test_panels_show_attributes_similar_products_and_a_listing_check(
     assert page.evaluate("(img) => img.naturalWidth", first.element_handle()) > 0
     expect(page.locator("#similar-status")).to_contain_text("of 120 catalog photos")
 
-    # Listing check: claiming what the photo shows agrees; an unknown brand is unscorable.
+    # Listing check: the form asks for the brand and exactly the attributes the served
+    # model reads; claiming what the photo shows agrees; an unknown brand is unscorable.
+    expect(page.locator("#audit-fields input")).to_have_count(len(names))
+    asked = page.locator("#audit-form input").evaluate_all("inputs => inputs.map(i => i.name)")
+    assert sorted(asked) == sorted(["brand", *names]), asked
     claims = dict(zip(names, values, strict=True))
     page.fill("input[name=articleType]", claims["articleType"])
     page.fill("input[name=baseColour]", claims["baseColour"])
@@ -202,6 +206,18 @@ def test_audit_flags_a_contradicted_claim_and_passes_a_true_one(
     clean = audit(baseColour=right.upper(), sleeve="long")  # claims match case-insensitively
     assert clean["consistent"] and clean["findings"] == []
     assert clean["scored"] == ["baseColour"] and clean["unchecked"] == ["sleeve"]
+
+
+def test_the_attribute_model_says_what_a_listing_check_can_compare(
+    product_service: tuple[Service, Path, dict[str, str]],
+) -> None:
+    service, photo, _ = product_service
+    details = service.client.get("/v1/attributes").raise_for_status().json()
+    predicted = _attributes(service, photo.read_bytes())
+    assert set(details["attributes"]) == set(predicted)
+    for name, values in details["attributes"].items():  # every value the model can answer
+        assert {v["value"] for v in predicted[name]} <= set(values)
+    assert details["version"] is not None and details["space"]
 
 
 def test_audit_and_attributes_bad_input(

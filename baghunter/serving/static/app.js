@@ -269,6 +269,43 @@ async function loadSimilar(file) {
   }
 }
 
+// The listing check asks for exactly the fields the served attribute model reads
+// (GET /v1/attributes); each suggests the values the model knows.
+let auditFieldsVersion = null;
+
+async function loadAuditFields() {
+  const box = el("audit-fields");
+  let details = null;
+  try {
+    const response = await fetch("/v1/attributes", { headers: apiHeaders() });
+    if (response.ok) details = await response.json();
+  } catch (_) {
+    details = null;
+  }
+  const version = details ? `${details.name}@${details.version}` : null;
+  if (version === auditFieldsVersion && box.childElementCount) return;
+  auditFieldsVersion = version;
+  box.replaceChildren();
+  if (!details) return; // brand only: no attribute model is served
+  for (const [name, values] of Object.entries(details.attributes)) {
+    const label = document.createElement("label");
+    const input = document.createElement("input");
+    input.name = name;
+    input.autocomplete = "off";
+    const list = document.createElement("datalist");
+    list.id = `audit-values-${name}`;
+    for (const value of values) {
+      const option = document.createElement("option");
+      option.value = value;
+      list.append(option);
+    }
+    input.setAttribute("list", list.id);
+    if (values.length) input.placeholder = `e.g. ${values[0]}`;
+    label.append(`${name.charAt(0).toUpperCase()}${name.slice(1)} `, input, list);
+    box.append(label);
+  }
+}
+
 async function checkListing(event) {
   event.preventDefault();
   const box = el("audit-result");
@@ -325,7 +362,10 @@ function choose(file) {
   predict(file);
   loadAttributes(file);
   loadSimilar(file);
+  loadAuditFields(); // the attribute model may have been swapped since the page loaded
 }
+
+loadAuditFields();
 
 el("audit-form").addEventListener("submit", checkListing);
 
