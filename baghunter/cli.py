@@ -454,6 +454,9 @@ def train_step(
     The result goes to ``--result-file`` as JSON, never to stdout: the parent reads it
     from there, whatever the child or its libraries print.
     """
+    from baghunter.native import import_tensorflow_quietly
+
+    import_tensorflow_quietly()  # its output is relayed into the task log line by line
     from baghunter.training import pipeline
     from baghunter.training.backbones import WeightsUnavailable
     from baghunter.training.train import TrainConfig
@@ -559,11 +562,10 @@ def demo(
     as_json: JsonFlag = False,
 ) -> None:
     """The whole pipeline on the sample catalog: ingest → train → promote → predict."""
-    from baghunter.demo import native_output_to, print_summary, run_demo
+    from baghunter.demo import print_summary, run_demo
+    from baghunter.native import import_tensorflow_quietly
 
-    with native_output_to(get_settings().home / "logs" / "demo-tensorflow.log"):
-        # TensorFlow's C++ start-up lines (oneDNN, CPU features) bypass Python's logging.
-        import tensorflow  # noqa: F401
+    import_tensorflow_quietly(get_settings().home / "logs" / "demo-tensorflow.log")
     from baghunter.sample.catalog import SampleCatalog
 
     settings = get_settings()

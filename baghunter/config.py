@@ -18,7 +18,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, TypeAdapter, field_validator, model_validator
+from pydantic import Field, IPvAnyNetwork, TypeAdapter, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from baghunter.catalog.specs import SourceSpec
@@ -60,10 +60,19 @@ class Settings(BaseSettings):
         '[{"kind": "shopify", "location": "https://shop.example.com", "incremental": true}]',
     )
     http_timeout_s: float = Field(default=30.0, gt=0)
+    max_page_bytes: int = Field(
+        default=32 * 1024 * 1024, gt=0, description="A catalog page larger than this is refused."
+    )
     http_retries: int = Field(default=4, ge=0, description="Retries on 429/5xx/timeouts.")
     http_backoff_s: float = Field(default=0.5, ge=0, description="First backoff; doubles.")
     http_max_backoff_s: float = Field(default=60.0, ge=0, description="Cap, Retry-After included.")
     user_agent: str = "BagHunter/0.1 (+catalog ingestion)"
+    fetch_allow_networks: list[IPvAnyNetwork] = Field(
+        default_factory=list,
+        description="Feeds and their images are fetched from public addresses only; these "
+        'networks are allowed too, as JSON CIDRs, e.g. ["127.0.0.1/32"] for a catalog on '
+        'this machine or ["10.20.0.0/16"] for one on the premises.',
+    )
 
     # --- images ----------------------------------------------------------------------
     download_concurrency: int = Field(default=16, ge=1, le=256)
@@ -244,7 +253,14 @@ class Settings(BaseSettings):
 
 # What a data home may remember (see read_remembered): choices that decide which model a
 # home's runs build and read. Never secrets: the file is plain text in the data home.
-REMEMBERED = ("weights", "embed_backbone", "embed_image_size", "train_defaults", "sources")
+REMEMBERED = (
+    "weights",
+    "embed_backbone",
+    "embed_image_size",
+    "train_defaults",
+    "sources",
+    "fetch_allow_networks",  # the demo's catalog is on this machine, on purpose
+)
 REMEMBERED_FILE = "settings.json"
 
 

@@ -16,8 +16,6 @@ import os
 import re
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,22 +77,6 @@ class DemoResult:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
-
-
-@contextmanager
-def native_output_to(path: Path) -> Iterator[None]:
-    """Send what native code writes to stderr (file descriptor 2) to ``path`` meanwhile."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    sys.stderr.flush()
-    saved = os.dup(2)
-    try:
-        with path.open("ab") as sink:
-            os.dup2(sink.fileno(), 2)
-            yield
-    finally:
-        sys.stderr.flush()
-        os.dup2(saved, 2)
-        os.close(saved)
 
 
 def airflow_env(settings: Settings) -> dict[str, str]:
@@ -212,6 +194,7 @@ def run_demo(
     server = RouteServer(port=port)
     server.routes.update(catalog.routes(server.base_url))
     server.start()
+    remember_catalog(settings, catalog, server.url("/api/listings"), port)
     try:
         console.rule("[bold]1/6 · sample catalog")
         console.print(
@@ -238,7 +221,7 @@ def run_demo(
 
     console.rule("[bold]3/6 · brand_training (Airflow)")
     conf, result.weights_note = choose_backbone(settings)
-    remember_choices(settings, conf, catalog, server.url("/api/listings"), port)
+    remember_model_choices(settings, conf)
     result.backbone = conf["backbone"]
     console.print(f"   {result.weights_note}")
     registry.tracking(settings)
@@ -318,16 +301,29 @@ def run_demo(
     return result
 
 
-def remember_choices(
-    settings: Settings, conf: dict[str, Any], catalog: SampleCatalog, feed: str, port: int
-) -> None:
-    """Make the data home remember what the demo chose, for every later run on it.
+def remember_catalog(settings: Settings, catalog: SampleCatalog, feed: str, port: int) -> None:
+    """Make the data home remember the sample catalog as its source.
 
-    Scheduled DAG runs, `baghunter up`'s service and the CLI then use the same weights,
-    embedding space, training recipe and catalog source as the demo, instead of the
-    defaults (ImageNet weights a machine without network cannot download). The sample
-    catalog's own parameters go to a file of the local harness: `baghunter up` serves
-    the catalog again so that the schedule and backfills have something to read.
+    Scheduled ingest runs read it (fetching from this machine is allowed for this home
+    only: feeds are otherwise fetched from public addresses). The catalog's own
+    parameters go to a file of the local harness: `baghunter up` serves the same catalog
+    again at the same address, so the schedule and backfills have something to read.
+    """
+    remember(
+        settings.home,
+        sources=[{"kind": "farfetch", "location": feed, "incremental": True}],
+        fetch_allow_networks=["127.0.0.1/32"],
+    )
+    SampleCatalogRecord(
+        seed=catalog.seed, brands=catalog.brands, per_brand=catalog.per_brand, port=port
+    ).save(settings.home)
+
+
+def remember_model_choices(settings: Settings, conf: dict[str, Any]) -> None:
+    """Make the data home remember the weights, embedding space and training recipe.
+
+    Scheduled DAG runs, `baghunter up`'s service and the CLI then use them instead of the
+    defaults (ImageNet weights, which a machine without network cannot download).
     """
     features = embedding_conf(conf)
     remember(
@@ -336,11 +332,7 @@ def remember_choices(
         embed_backbone=features["backbone"],
         embed_image_size=features["image_size"],
         train_defaults={k: v for k, v in conf.items() if k != "weights"},
-        sources=[{"kind": "farfetch", "location": feed, "incremental": True}],
     )
-    SampleCatalogRecord(
-        seed=catalog.seed, brands=catalog.brands, per_brand=catalog.per_brand, port=port
-    ).save(settings.home)
 
 
 def embedding_conf(brand_conf: dict[str, Any]) -> dict[str, Any]:

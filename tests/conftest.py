@@ -68,6 +68,8 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settin
         "BAGHUNTER_HTTP_RETRIES": "2",
         "BAGHUNTER_DOWNLOAD_TIMEOUT_S": "5",
         "BAGHUNTER_DOWNLOAD_CONCURRENCY": "8",
+        # The tests' catalogs and CDNs are servers on this machine.
+        "BAGHUNTER_FETCH_ALLOW_NETWORKS": '["127.0.0.1/32"]',
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)

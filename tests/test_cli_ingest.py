@@ -98,6 +98,30 @@ def test_malformed_page_keeps_earlier_pages_and_fails_clearly(
     assert stats["products"] == sample_catalog.page_size  # page 1 was stored
 
 
+def test_a_feed_that_ignores_paging_stops_with_a_warning(
+    settings: Settings, sample_catalog: SampleCatalog, catalog_server: RouteServer
+) -> None:
+    good = catalog_server.routes["/api/listings"]
+    asked: list[str] = []
+
+    def page_one_forever(request):  # a shop that ignores ?page= and has no totalPages
+        asked.append(request.query.get("page", "1"))
+        reply = good(request.__class__(request.path, {"pageSize": "10"}, request.headers))  # type: ignore[operator]
+        body = json.loads(reply.body)
+        body.pop("totalPages")
+        return Reply(200, json.dumps(body).encode(), content_type="application/json")
+
+    catalog_server.routes["/api/listings"] = page_one_forever
+    url = catalog_server.url("/api/listings")
+    result = _invoke("ingest", "farfetch", url, "--page-size", "10", "--skip-images", "--json")
+
+    assert asked == ["1", "2"]  # the repeat is seen on the second page, and reading stops
+    assert result["fetch"]["pages"] == 1
+    assert result["fetch"]["stopped"] == "page 2 repeats listings already read"
+    assert "may ignore paging" in result["fetch"]["warning"]
+    assert result["upsert"]["inserted"] == 10
+
+
 def test_folder_ingest(settings: Settings, tmp_path: Path) -> None:
     root = tmp_path / "photos"
     for look in BRANDS[:2]:

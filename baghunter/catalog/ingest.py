@@ -41,8 +41,9 @@ class FetchReport:
     source: str
     pages: int = 0
     records: int = 0
-    stopped: str = "end of catalog"  # or "max pages", "page N held nothing new"
+    stopped: str = "end of catalog"  # or "max pages", "page N held nothing new", "page N repeats"
     error: str | None = None  # why reading stopped early, when it failed
+    warning: str | None = None  # something the operator should look at, though not fatal
 
 
 @dataclass
@@ -111,19 +112,31 @@ def fetch(spec: SourceSpec, settings: Settings, store: CatalogStore, batch_id: s
     meta = {"spec": spec.model_dump(), "source": source.name, "batch_id": batch_id}
     _write_json(folder / BATCH_FILE, {**meta, "started_at": _now().isoformat()})
 
+    seen: set[str] = set()  # listings read in this run
     try:
         for page in source.pages(max_pages=spec.max_pages):
+            products, _ = normalize_page(source, page)
+            ids = {product.source_id for product in products}
+            if ids and ids <= seen:
+                # A feed that ignores the page parameter answers page 1 forever; without
+                # this stop a run would read it until the disk is full.
+                report.stopped = f"page {page.number} repeats listings already read"
+                report.warning = (
+                    f"{source.name}: page {page.number} brought only listings already read "
+                    "in this run; the feed may ignore paging. Reading stopped there."
+                )
+                log.warning("%s", report.warning)
+                break
+            seen |= ids
             _write_json(
                 folder / f"page-{page.number:06d}.json",
                 {"page": page.number, "fetched_at": _now().isoformat(), "records": page.records},
             )
             report.pages += 1
             report.records += len(page.records)
-            if spec.incremental:
-                products, _ = normalize_page(source, page)
-                if products and not holds_news(store, products):
-                    report.stopped = f"page {page.number} held nothing new"
-                    break
+            if spec.incremental and products and not holds_news(store, products):
+                report.stopped = f"page {page.number} held nothing new"
+                break
         else:
             if spec.max_pages is not None and report.pages >= spec.max_pages:
                 report.stopped = "max pages"

@@ -28,7 +28,7 @@ from baghunter.config import Settings
 from baghunter.images.cas import ContentStore
 from baghunter.images.phash import phash
 from baghunter.images.validate import InvalidImage, decode_rgb, validate_image
-from baghunter.net import HttpError, RetryPolicy, is_retryable_status
+from baghunter.net import FetchRefused, HttpError, RetryPolicy, guarded_client, is_retryable_status
 
 log = logging.getLogger(__name__)
 
@@ -130,7 +130,8 @@ class ImageDownloader:
             yield self._client
             return
         concurrency = self._settings.download_concurrency
-        with httpx.Client(
+        with guarded_client(
+            self._settings,
             timeout=self._settings.download_timeout_s,
             limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
             headers={"User-Agent": self._settings.user_agent},
@@ -208,6 +209,10 @@ class ImageDownloader:
 
     def _get_once(self, client: httpx.Client, url: str) -> _Body | _Failure:
         limit = self._settings.max_image_bytes
+        # The client's timeout bounds each read; this bounds the whole attempt, so a body
+        # that trickles in a byte at a time cannot hold a worker for ever.
+        budget = self._settings.download_timeout_s
+        deadline = time.monotonic() + budget
         try:
             with client.stream("GET", url) as response:
                 if not response.is_success:
@@ -224,7 +229,12 @@ class ImageDownloader:
                     body += chunk
                     if len(body) > limit:
                         return _too_large(url, f"more than {limit} bytes received")
+                    if time.monotonic() > deadline:
+                        reason = f"timeout: body not complete after {budget:g} s"
+                        return _Failure(HttpError(url, reason, retryable=True))
                 return _Body(bytes(body), response.headers.get("Content-Type"))
+        except FetchRefused as exc:
+            return _Failure(HttpError(url, str(exc), retryable=False))
         except httpx.TimeoutException as exc:
             return _Failure(HttpError(url, f"timeout: {type(exc).__name__}", retryable=True))
         except httpx.TransportError as exc:

@@ -39,6 +39,7 @@ def http_settings(tmp_path: Path) -> Settings:
         http_backoff_s=0.0,
         http_timeout_s=10.0,
         user_agent="BagHunterTest/1.0",
+        fetch_allow_networks=["127.0.0.1/32"],  # the test feeds run on this machine
     )
 
 

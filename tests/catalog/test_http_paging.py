@@ -78,6 +78,20 @@ def test_html_instead_of_json_names_the_page(
     assert "not JSON (text/html)" in str(failure.value)
 
 
+def test_an_oversized_page_is_refused_not_read_whole(
+    server: RouteServer, http_settings: Settings, sleeps: list[float]
+) -> None:
+    huge = json_reply({"products": [{"id": i, "title": "x" * 200} for i in range(2000)]})
+    server.routes["/feed"] = huge
+    small = http_settings.model_copy(update={"max_page_bytes": 64 * 1024})
+
+    with pytest.raises(SourceError, match="page larger than 65536 bytes"):
+        _fetch_page_1(server, small, sleeps)
+    assert sleeps == []  # a refusal, not a transient failure
+
+    assert len(_fetch_page_1(server, http_settings, sleeps)["products"]) == 2000  # type: ignore[index]
+
+
 def test_requests_carry_the_configured_user_agent_and_params(
     server: RouteServer, http_settings: Settings, sleeps: list[float]
 ) -> None:

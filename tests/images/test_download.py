@@ -34,6 +34,7 @@ def make_settings(home: Path, **overrides: object) -> Settings:
         "http_backoff_s": 0.01,
         "download_timeout_s": 5.0,
         "download_concurrency": 4,
+        "fetch_allow_networks": ["127.0.0.1/32"],  # the test CDN runs on this machine
     }
     values.update(overrides)
     return Settings(**values)  # type: ignore[arg-type]
@@ -165,6 +166,48 @@ def test_a_stalled_server_times_out_retryable(harness: Harness) -> None:
     assert harness.hits("/stalled.jpg") == RETRIES + 1
     # Each attempt gave up after the timeout instead of waiting for the 2 s reply.
     assert time.monotonic() - started < (RETRIES + 1) * 2.0
+
+
+def test_a_trickling_body_is_cut_off_at_the_deadline(harness: Harness) -> None:
+    # One byte every 0.1 s: no single read ever waits long enough to time out, so only a
+    # deadline on the whole download ends it.
+    listener = socket.create_server(("127.0.0.1", 0))
+    served: list[int] = []
+
+    def trickle() -> None:
+        while True:
+            try:
+                connection, _ = listener.accept()
+            except OSError:
+                return
+            with connection:
+                connection.recv(65536)
+                connection.sendall(
+                    b"HTTP/1.1 200 OK\r\nContent-Type: image/jpeg\r\nContent-Length: 100000\r\n\r\n"
+                )
+                sent = 0
+                try:
+                    while sent < 100_000:
+                        connection.sendall(b"x")
+                        sent += 1
+                        time.sleep(0.1)
+                except OSError:  # the client hung up: the point of the test
+                    pass
+                served.append(sent)
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    url = f"http://127.0.0.1:{listener.getsockname()[1]}/slow.jpg"
+    started = time.monotonic()
+    try:
+        result = harness.downloader(download_timeout_s=1.0).fetch_one(ImageTask(url=url))
+    finally:
+        listener.close()
+    elapsed = time.monotonic() - started
+    assert result.status == ImageStatus.FAILED and result.retryable
+    assert result.reason == "timeout: body not complete after 1 s"
+    # Each of the attempts stopped at about its 1 s deadline (the body needs 10,000 s).
+    assert elapsed < (RETRIES + 1) * 3
 
 
 HTML_PAGE = b"<!doctype html><html><title>Sign in</title></html>"

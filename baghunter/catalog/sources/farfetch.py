@@ -18,7 +18,7 @@ import httpx
 
 from baghunter.catalog.schema import Product, clean_text
 from baghunter.catalog.sources.base import Page, RecordError
-from baghunter.catalog.sources.fields import name_of, parse_price, require_id
+from baghunter.catalog.sources.fields import name_of, parse_price, remote_image_urls, require_id
 from baghunter.catalog.sources.http import PageFetcher, Sleep, page_error
 from baghunter.config import Settings, get_settings
 
@@ -155,4 +155,4 @@ def _image_urls(images: Any) -> list[str]:
     if not isinstance(images, list):
         return []
     urls = (image.get("url") if isinstance(image, dict) else image for image in images)
-    return [url for url in urls if isinstance(url, str) and url.strip()]
+    return remote_image_urls(url for url in urls if isinstance(url, str) and url.strip())

@@ -7,12 +7,17 @@ change in the feed's format; a rejected record is counted and logged by the pipe
 
 from __future__ import annotations
 
+import logging
 import math
+from collections.abc import Iterable
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from baghunter.catalog.schema import clean_text
 from baghunter.catalog.sources.base import RecordError
+
+log = logging.getLogger(__name__)
 
 
 def require_id(record: dict[str, Any], key: str) -> str:
@@ -57,3 +62,20 @@ def name_of(value: Any) -> str | None:
     if isinstance(value, dict):
         value = value.get("name")
     return clean_text(value) if isinstance(value, str | int) else None
+
+
+def remote_image_urls(urls: Iterable[str]) -> list[str]:
+    """The ``http(s)`` URLs among a remote feed's image URLs, in order.
+
+    A feed names pictures on the web; a ``file:///etc/passwd`` or a bare path in it is an
+    attempt to read this machine, dropped here (logged) before it reaches the store.
+    """
+    kept = []
+    for url in (text.strip() for text in urls):
+        if url.startswith("//"):  # protocol-relative, as shops write their CDN's links
+            url = f"https:{url}"
+        if urlsplit(url).scheme.lower() in ("http", "https"):
+            kept.append(url)
+        else:
+            log.warning("dropped image URL %r: a remote feed's images must be http(s)", url[:120])
+    return kept

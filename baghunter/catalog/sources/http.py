@@ -20,7 +20,14 @@ import httpx
 
 from baghunter.catalog.sources.base import SourceError
 from baghunter.config import Settings
-from baghunter.net import HttpError, RetryPolicy, request_with_retries
+from baghunter.net import (
+    FetchPolicy,
+    FetchRefused,
+    HttpError,
+    RetryPolicy,
+    guarded_client,
+    request_with_retries,
+)
 
 log = logging.getLogger(__name__)
 
@@ -49,12 +56,14 @@ class PageFetcher:
     ) -> None:
         self._settings = settings
         self._policy = RetryPolicy.from_settings(settings)
+        self._policy_check = FetchPolicy.from_settings(settings)
         self._injected = client
         self._sleep = sleep
         self._client: httpx.Client | None = None
 
     def __enter__(self) -> PageFetcher:
-        self._client = self._injected or httpx.Client(
+        self._client = self._injected or guarded_client(
+            self._settings,
             timeout=httpx.Timeout(self._settings.http_timeout_s),
             headers={
                 "User-Agent": self._settings.user_agent,
@@ -84,13 +93,42 @@ class PageFetcher:
         target = httpx.URL(url).copy_merge_params(dict(params))
         log.debug("fetching page %d: %s", page, target)
         try:
+            self._policy_check.check_url(str(target))
+        except FetchRefused as exc:
+            raise page_error(url, page, str(exc)) from exc
+        try:
             response = request_with_retries(
-                lambda: client.get(target), str(target), self._policy, sleep=self._sleep
+                lambda: client.send(client.build_request("GET", target), stream=True),
+                str(target),
+                self._policy,
+                sleep=self._sleep,
             )
         except HttpError as exc:
             raise page_error(url, page, exc.reason) from exc
+        content_type = response.headers.get("Content-Type", "no content type")
         try:
-            return response.json()
+            body = self._read_capped(response)
+        except httpx.HTTPError as exc:
+            raise page_error(url, page, f"reading the page failed: {exc}") from exc
+        finally:
+            response.close()
+        if body is None:
+            limit = self._settings.max_page_bytes
+            raise page_error(url, page, f"page larger than {limit} bytes (max_page_bytes)")
+        try:
+            return json.loads(body)
         except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-            content_type = response.headers.get("Content-Type", "no content type")
             raise page_error(url, page, f"not JSON ({content_type}): {exc}") from exc
+
+    def _read_capped(self, response: httpx.Response) -> bytes | None:
+        """The body, or None once it grows past ``max_page_bytes`` (counted decoded)."""
+        limit = self._settings.max_page_bytes
+        declared = response.headers.get("Content-Length", "")
+        if declared.isdigit() and int(declared) > limit:
+            return None
+        body = bytearray()
+        for chunk in response.iter_bytes():
+            body += chunk
+            if len(body) > limit:
+                return None
+        return bytes(body)

@@ -16,7 +16,12 @@ import httpx
 
 from baghunter.catalog.schema import Product, clean_text
 from baghunter.catalog.sources.base import Page, RecordError
-from baghunter.catalog.sources.fields import parse_datetime, parse_price, require_id
+from baghunter.catalog.sources.fields import (
+    parse_datetime,
+    parse_price,
+    remote_image_urls,
+    require_id,
+)
 from baghunter.catalog.sources.http import PageFetcher, Sleep, page_error
 from baghunter.config import Settings, get_settings
 
@@ -133,7 +138,7 @@ def _image_urls(images: Any) -> list[str]:
     usable = [image for image in images if isinstance(image, dict) and image.get("src")]
     # Images without a position go last, in the order sent (sorted() is stable).
     usable.sort(key=lambda image: _position(image.get("position")))
-    return [str(image["src"]) for image in usable]
+    return remote_image_urls(str(image["src"]) for image in usable)
 
 
 def _position(value: Any) -> float:
