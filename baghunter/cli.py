@@ -175,7 +175,11 @@ def _ingest(spec: SourceSpec, skip_images: bool, as_json: bool) -> None:
             err.print(f"[red]could not read the whole catalog:[/red] {exc}")
             raise typer.Exit(1) from exc
         if not skip_images:
-            summary["images"] = _download_with_progress(store, settings)
+            try:
+                summary["images"] = _download_with_progress(store, settings)
+            except sync.LocalFault as exc:
+                err.print(f"[red]stopped:[/red] {exc}")
+                raise typer.Exit(1) from exc
             summary["duplicates"] = asdict(sync.find_duplicates(store, settings))
     _emit(summary, as_json, f"ingest {spec.kind} {spec.location}")
 

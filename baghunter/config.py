@@ -172,6 +172,25 @@ class Settings(BaseSettings):
         default=None, description="When set, /v1/* requires it in the X-API-Key header."
     )
     max_upload_bytes: int = Field(default=10 * 1024 * 1024, gt=0)
+    serve_max_image_side: int = Field(
+        default=1024,
+        ge=64,
+        description="Uploads are kept at most this many pixels a side once decoded (every "
+        "model reads far smaller inputs; a 40-megapixel PNG would hold 120 MB per request).",
+    )
+    serve_max_image_pixels: int = Field(
+        default=40_000_000, gt=0, description="Larger uploads are refused (413)."
+    )
+    serve_batch_max_pixels: int = Field(
+        default=120_000_000,
+        gt=0,
+        description="Pixels one batch request may bring, all its photos together (413).",
+    )
+    serve_decode_pixels: int = Field(
+        default=80_000_000,
+        gt=0,
+        description="Pixels a replica decodes at once, all requests together; more waits.",
+    )
     batch_max_size: int = Field(default=16, ge=1, description="Micro-batch size limit.")
     batch_max_wait_ms: float = Field(
         default=5.0, ge=0, description="How long a request waits for others to batch with."

@@ -122,6 +122,49 @@ def test_a_feed_that_ignores_paging_stops_with_a_warning(
     assert result["upsert"]["inserted"] == 10
 
 
+def test_a_full_disk_stops_the_run_and_costs_no_image_an_attempt(
+    settings: Settings,
+    sample_catalog: SampleCatalog,
+    catalog_server: RouteServer,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import errno
+
+    from baghunter.images.cas import ContentStore
+    from baghunter.store import open_store
+
+    url = catalog_server.url("/api/listings")
+    _invoke("ingest", "farfetch", url, "--skip-images", "--json")
+    real_put = ContentStore.put
+    stored = 0
+
+    def put_until_full(self: ContentStore, data: bytes, ext: str):  # type: ignore[no-untyped-def]
+        nonlocal stored
+        if stored >= 5:  # the disk fills up after five photos (the one boundary replaced)
+            raise OSError(errno.ENOSPC, "No space left on device")
+        stored += 1
+        return real_put(self, data, ext)
+
+    monkeypatch.setattr(ContentStore, "put", put_until_full)
+    for _ in range(settings.download_max_attempts + 1):  # more runs than an image has tries
+        result = runner.invoke(app, ["ingest", "farfetch", url])
+        assert result.exit_code == 1, result.output
+        assert "No space left on device" in result.output
+    with open_store(settings) as store:
+        waiting = store.images_to_fetch(settings.download_max_attempts)
+    # Only outcomes that really happened were recorded: the photos never stored wait
+    # with all their attempts, whatever number of failed runs.
+    assert len(waiting) >= len(sample_catalog.products) - 5
+    assert all(task.attempts == 0 for task in waiting)
+
+    monkeypatch.setattr(ContentStore, "put", real_put)  # space freed
+    fixed = _invoke("ingest", "farfetch", url, "--json")
+    stats = _invoke("catalog", "stats", "--json")
+    assert stats["images"]["pending"] == 0
+    assert stats["images"]["ok"] == len(sample_catalog.products) + 1
+    assert fixed["images"]["failed"] == 2  # the catalog's two broken images, as always
+
+
 def test_folder_ingest(settings: Settings, tmp_path: Path) -> None:
     root = tmp_path / "photos"
     for look in BRANDS[:2]:

@@ -743,3 +743,37 @@ def test_experiments_open_on_their_training_runs(store: Settings) -> None:
     for experiment_id in (made, older):
         tags = client().get_experiment(experiment_id).tags
         assert tags["mlflow.experimentKind"] == "custom_model_development"
+
+
+def test_serving_loads_only_the_native_keras_format(experiment_id: str, model_name: str) -> None:
+    # Someone with registry write access registers an exported SavedModel (a TensorFlow
+    # graph, whose ops may touch files) under the served name: it is refused, not run.
+    from mlflow.models import infer_signature
+
+    model = colour_model(RIGHT)
+    sample = image(BLUE, 5, 7)[None]
+    signature = infer_signature(sample, keras.ops.convert_to_numpy(model(sample)))
+    with mlflow.start_run(experiment_id=experiment_id):
+        info = mlflow.keras.log_model(
+            model,
+            name="exported",
+            registered_model_name=model_name,
+            save_exported_model=True,
+            signature=signature,
+            metadata={"classes": CLASSES, "image_size": 8},
+        )
+    with pytest.raises(registry.UntrustedModelFormat, match="exported SavedModel"):
+        registry.load_classifier(f"models:/{model_name}/{info.registered_model_version}")
+
+    with mlflow.start_run(experiment_id=experiment_id) as finished:
+        pass
+    native = registry.register_model(
+        model,
+        run_id=finished.info.run_id,
+        name=model_name,
+        classes=CLASSES,
+        dataset_version="ds-1",
+        image_size=8,
+        input_example=image(BLUE, 5, 7)[None],
+    )
+    assert registry.load_classifier(native.uri).classes == CLASSES

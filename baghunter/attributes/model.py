@@ -152,7 +152,7 @@ def load_attribute_model(model_uri: str) -> AttributeModel:
             raise ValueError(f"{model_uri} is not an attribute model (no attribute metadata)")
         import baghunter.training.backbones  # noqa: F401  (registers the custom layers)
 
-        model = mlflow.keras.load_model(local)
+        model = registry.load_native_keras(local, descriptor)
     return AttributeModel(
         name=name,
         version=version,

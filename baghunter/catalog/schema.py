@@ -126,6 +126,9 @@ class ImageResult(BaseModel):
     height: int | None = None
     phash: str | None = None  # 64-bit perceptual hash, 16 hex digits
     fetched_at: datetime | None = None
+    # A fault of this machine (disk full, read-only), not of the image: never recorded, so
+    # it costs the image none of its attempts; the run stops and fails instead.
+    local_fault: bool = False
 
 
 class ImageTask(BaseModel):

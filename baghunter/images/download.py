@@ -8,6 +8,7 @@ and with whether a later run should try again.
 
 from __future__ import annotations
 
+import errno
 import logging
 import time
 from collections import Counter
@@ -31,6 +32,9 @@ from baghunter.images.validate import InvalidImage, decode_rgb, validate_image
 from baghunter.net import FetchRefused, HttpError, RetryPolicy, guarded_client, is_retryable_status
 
 log = logging.getLogger(__name__)
+
+# Errors of this machine's disk while storing an image: no fault of the image's.
+LOCAL_FAULTS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM})
 
 # Tasks queued beyond the running ones, per worker: enough that a worker finishing never
 # waits for the consumer, few enough that 40,000 tasks are never all held as futures.
@@ -149,6 +153,17 @@ class ImageDownloader:
             return _failed(url, exc.reason, retryable=exc.retryable)
         except InvalidImage as exc:
             return _failed(url, exc.reason, retryable=False)
+        except OSError as exc:
+            if exc.errno not in LOCAL_FAULTS:
+                log.warning("internal error fetching %s", url, exc_info=True)
+                return _failed(url, f"internal error: {type(exc).__name__}: {exc}", retryable=True)
+            return ImageResult(
+                url=url,
+                status=ImageStatus.FAILED,
+                reason=f"local fault: {exc.strerror or exc} ({self._cas.root})",
+                retryable=True,
+                local_fault=True,
+            )
         except Exception as exc:
             # A bug or a local fault (disk full, permissions), not the image's fault: let a
             # later run try again; download_max_attempts bounds how often.

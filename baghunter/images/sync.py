@@ -42,6 +42,10 @@ class DedupeReport:
     changed: int  # images whose group changed in this run
 
 
+class LocalFault(RuntimeError):
+    """This machine cannot store images (disk full, read-only): the run stops and fails."""
+
+
 def _reason_kind(reason: str | None) -> str:
     # "http 404 (https://...)" -> "http 404": group by kind, not by URL
     return (reason or "unknown").split(" (")[0].split(":")[0]
@@ -65,7 +69,11 @@ def download_pending(
     downloader = ImageDownloader(ContentStore(settings.images_dir), settings)
     reasons: Counter[str] = Counter()
     pending: list[ImageResult] = []
+    fault: ImageResult | None = None
     for result in downloader.fetch_many(tasks):
+        if result.local_fault:
+            fault = result
+            break  # every later image would hit the same disk; stop fetching
         pending.append(result)
         if result.status == ImageStatus.OK:
             report.ok += 1
@@ -79,6 +87,12 @@ def download_pending(
             pending = []
     if pending:
         store.record_image_results(pending)
+    if fault is not None:
+        raise LocalFault(
+            f"images could not be stored: {fault.reason}. {report.ok + report.failed} "
+            f"outcomes were recorded; the other {report.attempted - report.ok - report.failed} "
+            "images keep all their attempts. Fix the disk and run again."
+        )
     report.reasons = dict(reasons.most_common())
     log.info(
         "images: %d attempted, %d ok, %d failed %s",

@@ -145,8 +145,10 @@ def _decode_fully(image: Image.Image) -> None:
         raise InvalidImage(f"undecodable image: {exc}") from exc
 
 
-def decode_rgb(data: bytes) -> Image.Image:
+def decode_rgb(data: bytes, max_side: int | None = None) -> Image.Image:
     """Decode validated image bytes to an upright RGB image, as a shopper would see it.
+
+    ``max_side``: scale the image down to at most this many pixels a side.
 
     Phone and camera photos are often stored sideways with an EXIF orientation tag that
     viewers honour; hashing or training on the stored pixels would see them rotated.
@@ -155,6 +157,10 @@ def decode_rgb(data: bytes) -> Image.Image:
     pixels happen to hold, often black.
     """
     with Image.open(io.BytesIO(data)) as opened:
+        if max_side is not None and max(opened.size) > max_side:
+            # Scaled down first, while decoding where the format allows (JPEG decodes at a
+            # fraction of its size): no full-size copy is converted or rotated.
+            opened.thumbnail((max_side, max_side), Image.Resampling.LANCZOS, reducing_gap=3.0)
         upright = ImageOps.exif_transpose(opened)
     has_alpha = upright.mode in ("RGBA", "LA", "PA") or "transparency" in upright.info
     if not has_alpha:

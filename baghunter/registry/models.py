@@ -202,6 +202,37 @@ def git_commit() -> str:
     return commit if result.returncode == 0 and commit else "unknown"
 
 
+class UntrustedModelFormat(ValueError):
+    """A registered model in a format serving does not load (see :func:`load_native_keras`)."""
+
+
+def load_native_keras(local: str | Path, descriptor: Any) -> Any:
+    """The Keras model of a downloaded MLflow model, from its native ``.keras`` file only.
+
+    Registry write access should not be code execution on every replica. A native
+    ``.keras`` file holds a config and weights, loaded here in Keras' safe mode (no
+    deserialized Python lambdas); MLflow's other Keras flavour, an exported SavedModel,
+    holds a TensorFlow graph whose ops can read and write files when it runs. Bag Hunter
+    registers only the former, so anything else in its registry is refused.
+    """
+    import keras
+
+    flavor = (descriptor.flavors or {}).get("keras")
+    if flavor is None:
+        raise UntrustedModelFormat("not a Keras model: refused")
+    if flavor.get("save_exported_model"):
+        raise UntrustedModelFormat(
+            "an exported SavedModel (its graph could run file operations): refused; "
+            "register the native .keras format"
+        )
+    path = Path(local) / str(flavor.get("data", "data")) / "model.keras"
+    if path.is_symlink() or not path.is_file():
+        raise UntrustedModelFormat(
+            f"no native model.keras file in the model: refused ({path.name})"
+        )
+    return keras.saving.load_model(path, safe_mode=True)
+
+
 def load_classifier(model_uri: str) -> LoadedModel:
     """Load a registered (or logged) classifier natively with its class list.
 
@@ -225,7 +256,7 @@ def load_classifier(model_uri: str) -> LoadedModel:
         # deserialize the model.
         import baghunter.training.backbones  # noqa: F401
 
-        model = mlflow.keras.load_model(local)
+        model = load_native_keras(local, descriptor)
     return LoadedModel(
         model=model,
         classes=list(meta["classes"]),

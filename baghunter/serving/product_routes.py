@@ -30,7 +30,7 @@ from baghunter.serving.errors import ApiError
 from baghunter.serving.images import (
     NO_FILE_TYPES,
     UploadLimits,
-    decode_upload,
+    decode_off_loop,
     media_type,
     read_form,
     read_photo,
@@ -208,7 +208,7 @@ async def audit(
     attribute_model = attribute_models.current
     if brand_model is None and attribute_model is None:
         raise ApiError(503, "no_model", "Neither a brand nor an attribute model is in service yet.")
-    image = await run_in_threadpool(decode_upload, uploads[0], limits)
+    image = await decode_off_loop(uploads[0], limits)
 
     predictions: dict[str, tuple[list[str], np.ndarray]] = {}
     models: dict[str, str] = {}

@@ -35,7 +35,8 @@ from baghunter.serving.holder import ServedModel
 from baghunter.serving.images import (
     Upload,
     UploadLimits,
-    decode_upload,
+    check_batch_pixels,
+    decode_off_loop,
     read_batch_uploads,
     read_photo,
 )
@@ -144,11 +145,12 @@ async def predict_batch(
     started = time.perf_counter()
     limits = UploadLimits.from_settings(settings)
     uploads = await read_batch_uploads(request, "files", max_files=MAX_BATCH_FILES, limits=limits)
+    check_batch_pixels(uploads, settings.serve_batch_max_pixels)
 
     async def score_one(upload: Upload) -> BatchItem:
         # One bad file must not sink the others: its error becomes its own result.
         try:
-            image = await run_in_threadpool(decode_upload, upload, limits)
+            image = await decode_off_loop(upload, limits)
             prediction = await score_in_batch(batcher, served, image)
         except ApiError as exc:
             return BatchItem(filename=upload.filename, error=exc.body())
@@ -241,7 +243,13 @@ async def readyz(holder: HolderDep) -> Health:
     return Health(status="ready", model_version=served.version)
 
 
-@ops_router.get("/metrics", response_class=PlainTextResponse)
+@ops_router.get(
+    "/metrics", response_class=PlainTextResponse, dependencies=[Depends(require_api_key)]
+)
 async def metrics(service_metrics: MetricsDep) -> PlainTextResponse:
-    """Prometheus text exposition of the request, batching and model metrics."""
+    """Prometheus text exposition of the request, batching and model metrics.
+
+    Behind the API key when one is set (a scraper sends it as ``X-API-Key``): the
+    figures tell an outsider the model version, traffic and error rates.
+    """
     return PlainTextResponse(service_metrics.render(), media_type=PROMETHEUS_CONTENT_TYPE)

@@ -70,7 +70,8 @@ def _paused_dags(home: Path) -> dict[str, bool]:
         timeout=300,
         check=True,
     )
-    start = listed.stdout.index("[")  # after any warnings Airflow prints first
+    # The JSON is the last line; warnings (graphviz...) may come first.
+    start = listed.stdout.rindex("\n[") + 1 if "\n[" in listed.stdout else 0
     return {
         dag["dag_id"]: dag["is_paused"] in (True, "True")
         for dag in json.loads(listed.stdout[start:])

@@ -164,6 +164,34 @@ def test_streamed_oversized_body_is_cut_off_while_arriving(service: Service) -> 
         assert _first_response_line(sock).startswith(b"HTTP/1.1 413")
 
 
+@pytest.mark.parametrize("multipart", [False, True], ids=["raw body", "multipart"])
+def test_a_client_that_sends_the_whole_oversized_body_first_reads_the_413(
+    service: Service, multipart: bool
+) -> None:
+    # What curl, requests and browsers do: send everything, then read. A server that closes
+    # with most of the body unread makes the client's kernel see a reset, not the answer.
+    body = b"\xff" * (24 * 1024 * 1024)  # far beyond what socket buffers absorb
+    if multipart:
+        boundary = "bh-test-boundary"
+        body = (
+            f"--{boundary}\r\nContent-Disposition: form-data; name=file; filename=big.png\r\n"
+            f"Content-Type: image/png\r\n\r\n".encode()
+            + body
+            + f"\r\n--{boundary}--\r\n".encode()
+        )
+        content_type = f"multipart/form-data; boundary={boundary}"
+    else:
+        content_type = "image/png"
+    host, port = service.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(
+            f"POST /v1/predict HTTP/1.1\r\nHost: test\r\nContent-Type: {content_type}\r\n"
+            f"Content-Length: {len(body)}\r\n\r\n".encode()
+        )
+        sock.sendall(body)  # raises (broken pipe, reset) if the server hung up early
+        assert _first_response_line(sock).startswith(b"HTTP/1.1 413")
+
+
 def test_server_still_serves_after_bad_input(service: Service) -> None:
     for request, _, _ in CASES.values():
         service.client.post("/v1/predict", **request)

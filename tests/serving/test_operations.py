@@ -35,7 +35,7 @@ def keyed_service(registry_settings: Settings, champion: registry.ModelRef) -> I
         yield service
 
 
-def test_api_key_guards_the_v1_endpoints_only(keyed_service: Service) -> None:
+def test_api_key_guards_the_v1_endpoints_and_metrics(keyed_service: Service) -> None:
     client = keyed_service.client
 
     assert_error(_predict(client), 401, "unauthorized")
@@ -53,8 +53,12 @@ def test_api_key_guards_the_v1_endpoints_only(keyed_service: Service) -> None:
     assert response.json()["predictions"][0]["brand"] == "Red Brand"
     assert client.get("/v1/model", headers={"X-API-Key": API_KEY}).status_code == 200
 
-    for open_path in ("/", "/healthz", "/readyz", "/static/app.js", "/metrics", "/openapi.json"):
+    for open_path in ("/", "/healthz", "/readyz", "/static/app.js", "/openapi.json"):
         assert client.get(open_path).status_code == 200, open_path
+    # Metrics tell the model version, traffic and error rates: the scraper sends the key.
+    assert_error(client.get("/metrics"), 401, "unauthorized")
+    scraped = client.get("/metrics", headers={"X-API-Key": API_KEY})
+    assert scraped.status_code == 200 and "baghunter_http_requests_total" in scraped.text
 
 
 def test_metrics_count_requests_by_route_and_status(
