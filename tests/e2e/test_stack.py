@@ -27,6 +27,8 @@ import psutil
 import pytest
 
 from baghunter.config import Settings
+from baghunter.sample.catalog import SampleCatalog
+from baghunter.sample.server import RouteServer
 from baghunter.stack import (
     DAGS,
     STOP_GRACE_S,
@@ -246,12 +248,14 @@ class Stack:
         return self.output.read_text(errors="replace")
 
 
+# The watch is shortened so that a dead scheduler is noticed within the test's patience.
 _RUN = """
 import sys
 from baghunter.config import get_settings
-from baghunter.stack import run_stack
+from baghunter.stack import Watch, run_stack
 sys.exit(run_stack(get_settings(), airflow_port={airflow}, mlflow_port={mlflow},
-                   serve_port={serving}, ready_timeout_s={budget}))
+                   serve_port={serving}, ready_timeout_s={budget},
+                   watch=Watch(every_s=2, grace_s=5, ready_timeout_s={budget})))
 """
 
 
@@ -269,6 +273,9 @@ def stack(tmp_path: Path) -> Iterator[Stack]:
         if not key.startswith(("AIRFLOW", "BAGHUNTER_", "MLFLOW_"))
     }
     env["BAGHUNTER_HOME"] = str(tmp_path / "home")
+    env["BAGHUNTER_FETCH_ALLOW_NETWORKS"] = '["127.0.0.1/32"]'  # the test's catalog
+    # Airflow reports a scheduler without a heartbeat this long as unhealthy (default 30).
+    env["AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD"] = "10"
     # Airflow's log servers have fixed default ports; another Airflow on this machine
     # (a second stack, a developer's own) must not make this one fail.
     env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(_free_port())
@@ -330,6 +337,16 @@ def _eventually(stack: Stack, what: str, check: Callable[[], bool], deadline: fl
         time.sleep(1)
 
 
+def _airflow_healthy(url: str) -> bool:
+    try:
+        parts = httpx.get(url, timeout=5).json()
+    except (httpx.HTTPError, ValueError):
+        return False
+    return all(
+        part.get("status") in (None, "healthy") for part in parts.values() if isinstance(part, dict)
+    )
+
+
 def _answers(url: str, content_type: str | None = None) -> bool:
     try:
         response = httpx.get(url, timeout=5)
@@ -381,6 +398,61 @@ def test_stack_comes_up_and_ctrl_c_stops_everything(stack: Stack) -> None:
         ours = {"catalog_ingest", "brand_training"}
         _eventually(stack, "the DAGs", lambda: ours <= dags().keys(), deadline)
         assert not any(paused for dag_id, paused in dags().items() if dag_id in ours)
+
+        # What the UI's Trigger form sends with only kind and location filled in.
+        catalog = SampleCatalog(seed=3, brands=2, per_brand=6, image_size=48, page_size=10)
+        server = RouteServer()
+        server.routes.update(catalog.routes(server.base_url))
+        server.start()
+        try:
+            conf = {"kind": "farfetch", "location": server.url("/api/listings")}
+            run = (
+                api.post("/dags/catalog_ingest/dagRuns", json={"logical_date": None, "conf": conf})
+                .raise_for_status()
+                .json()
+            )
+            run_path = f"/dags/catalog_ingest/dagRuns/{run['dag_run_id']}"
+            finished = time.monotonic() + 300
+            _eventually(
+                stack,
+                "the triggered catalog_ingest run",
+                lambda: api.get(run_path).json()["state"] in ("success", "failed"),
+                finished,
+            )
+        finally:
+            server.stop()
+        tasks = api.get(f"{run_path}/taskInstances").raise_for_status().json()
+        states = {(t["task_id"], t["map_index"]): t["state"] for t in tasks["task_instances"]}
+        assert api.get(run_path).json()["state"] == "success", states
+        # The task's log, as the UI's log view reads it.
+        logs = api.get(
+            f"{run_path}/taskInstances/download_images/logs/1",
+            params={"full_content": "true"},
+            headers={"Accept": "application/json"},
+        ).raise_for_status()
+        assert "images in" in logs.text and "ok" in logs.text, logs.text[:2000]
+
+    # A scheduler that dies is noticed through Airflow's health report, and Airflow is
+    # restarted rather than left serving a UI where nothing runs.
+    scheduler = next(
+        proc
+        for proc in psutil.Process(stack.process.pid).children(recursive=True)
+        if "scheduler" in " ".join(proc.cmdline())
+    )
+    scheduler.kill()
+    restart_deadline = time.monotonic() + READY_BUDGET_S + 120
+    _eventually(
+        stack,
+        "the restart",
+        lambda: "Airflow" in stack.stderr() and "restarting" in stack.stderr(),
+        restart_deadline,
+    )
+    _eventually(
+        stack,
+        "Airflow healthy again",
+        lambda: _airflow_healthy(f"{stack.airflow}/api/v2/monitor/health"),
+        restart_deadline,
+    )
 
     started = psutil.Process(stack.process.pid).children(recursive=True)
     assert len(started) >= 3

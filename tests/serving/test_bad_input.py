@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import io
+import json
 import socket
 import struct
+import time
 import zlib
 from typing import Any
 
@@ -12,7 +14,14 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from tests.serving.conftest import COLOURS, MAX_UPLOAD_BYTES, Service, assert_error, photo
+from tests.serving.conftest import (
+    COLOURS,
+    MAX_UPLOAD_BYTES,
+    Service,
+    assert_error,
+    photo,
+    series,
+)
 
 RED = COLOURS["Red Brand"]
 
@@ -189,7 +198,48 @@ def test_a_client_that_sends_the_whole_oversized_body_first_reads_the_413(
             f"Content-Length: {len(body)}\r\n\r\n".encode()
         )
         sock.sendall(body)  # raises (broken pipe, reset) if the server hung up early
-        assert _first_response_line(sock).startswith(b"HTTP/1.1 413")
+        answer = _whole_response(sock)
+    head, _, payload = answer.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 413")
+    assert json.loads(payload)["error"] == "too_large"
+
+
+def test_a_client_that_hangs_up_mid_upload_is_not_a_server_error(service: Service) -> None:
+    errors = series(
+        "baghunter_http_requests_total", route="/v1/predict", method="POST", status="500"
+    )
+    gone = series("baghunter_http_requests_total", route="/v1/predict", method="POST", status="400")
+    before = service.scrape()
+    host, port = service.url.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port))) as sock:
+        sock.sendall(
+            b"POST /v1/predict HTTP/1.1\r\nHost: test\r\nContent-Type: image/png\r\n"
+            b"Content-Length: 150000\r\n\r\n" + b"\x89PNG" + b"\0" * 20_000
+        )
+    # Counted as the client's doing (400), never as a server error.
+    deadline = time.monotonic() + 10
+    while service.scrape().get(gone, 0) == before.get(gone, 0) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    after = service.scrape()
+    assert after.get(gone, 0) == before.get(gone, 0) + 1
+    assert after.get(errors, 0) == before.get(errors, 0)
+
+
+def _whole_response(sock: socket.socket) -> bytes:
+    """Everything the server sends until the body its Content-Length announces is in."""
+    sock.settimeout(15)
+    data = b""
+    while b"\r\n\r\n" not in data:
+        data += sock.recv(65536)
+    head, _, body = data.partition(b"\r\n\r\n")
+    length = next(
+        int(line.split(b":", 1)[1])
+        for line in head.split(b"\r\n")
+        if line.lower().startswith(b"content-length:")
+    )
+    while len(body) < length:
+        body += sock.recv(65536)
+    return head + b"\r\n\r\n" + body
 
 
 def test_server_still_serves_after_bad_input(service: Service) -> None:
