@@ -253,6 +253,9 @@ def run_demo(
     before = _vector_count(settings, space)
     demo.dag_test("image_features", features)
     result.embedded = _embedding_counts(settings, space, before)
+    # image_features regroups copies by pHash and embedding: this is the catalog's count.
+    with open_store(settings) as store:
+        result.duplicate_groups = catalog_stats(store)["duplicate_groups"]
 
     console.rule("[bold]5/6 · attribute_training and listing_audit (Airflow)")
     attribute_champion = registry.champion_info(settings.attribute_model_name, settings.model_alias)

@@ -55,6 +55,7 @@ def environment(home: Path) -> dict[str, str]:
         "BAGHUNTER_EMBED_IMAGE_SIZE": str(SPEC.image_size),
         "BAGHUNTER_MODEL_NAME": BRAND_MODEL,
         "BAGHUNTER_ATTRIBUTE_MODEL_NAME": ATTRIBUTE_MODEL,
+        "BAGHUNTER_FETCH_ALLOW_NETWORKS": '["127.0.0.1/32"]',  # the test catalog is local
     }
 
 

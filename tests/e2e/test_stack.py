@@ -13,16 +13,14 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterator
 from functools import partial
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
-import httpx
 import psutil
 import pytest
 
@@ -31,7 +29,6 @@ from baghunter.sample.catalog import SampleCatalog
 from baghunter.sample.server import RouteServer
 from baghunter.stack import (
     DAGS,
-    STOP_GRACE_S,
     StackError,
     StackPlan,
     airflow_mongo_uri,
@@ -39,17 +36,18 @@ from baghunter.stack import (
     plan_stack,
     run_stack,
 )
+from tests.e2e.conftest import (
+    READY_BUDGET_S,
+    STOP_BUDGET_S,
+    Stack,
+    airflow_healthy,
+    answers,
+    free_port,
+    running_stack,
+    still_running,
+)
 
 REPO = Path(__file__).resolve().parents[2]
-READY_BUDGET_S = 240.0  # two busy cores start three servers; usually about a minute
-# The stack allows its services STOP_GRACE_S to stop, then kills them: that, and a margin.
-STOP_BUDGET_S = STOP_GRACE_S + 25
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 # --- planning ------------------------------------------------------------------------
@@ -202,7 +200,7 @@ def test_a_taken_port_stops_the_stack_before_it_starts(
         squatter.listen()
         taken = squatter.getsockname()[1]
         code = run_stack(
-            settings, airflow_port=_free_port(), mlflow_port=taken, serve_port=_free_port()
+            settings, airflow_port=free_port(), mlflow_port=taken, serve_port=free_port()
         )
     assert code == 1
     assert f"port {taken}" in capsys.readouterr().err
@@ -218,9 +216,9 @@ def test_a_service_that_dies_is_reported_and_nothing_else_starts(
     broken = settings.model_copy(update={"mlflow_tracking_uri": bad_store})
     code = run_stack(
         broken,
-        airflow_port=_free_port(),
-        mlflow_port=_free_port(),
-        serve_port=_free_port(),
+        airflow_port=free_port(),
+        mlflow_port=free_port(),
+        serve_port=free_port(),
         ready_timeout_s=120,
     )
     err = capsys.readouterr().err
@@ -235,131 +233,30 @@ def test_a_service_that_dies_is_reported_and_nothing_else_starts(
 # --- the real stack ------------------------------------------------------------------
 
 
-@dataclass
-class Stack:
-    process: subprocess.Popen[bytes]
-    home: Path
-    output: Path  # the stack's own stderr: progress, banner, reports
-    airflow: str
-    mlflow: str
-    serving: str
-
-    def stderr(self) -> str:
-        return self.output.read_text(errors="replace")
-
-
-# The watch is shortened so that a dead scheduler is noticed within the test's patience.
-_RUN = """
-import sys
-from baghunter.config import get_settings
-from baghunter.stack import Watch, run_stack
-sys.exit(run_stack(get_settings(), airflow_port={airflow}, mlflow_port={mlflow},
-                   serve_port={serving}, ready_timeout_s={budget},
-                   watch=Watch(every_s=2, grace_s=5, ready_timeout_s={budget})))
-"""
+@pytest.fixture
+def feed() -> Iterator[str]:
+    """A small catalog on 127.0.0.1, configured as the stack's scheduled source."""
+    catalog = SampleCatalog(seed=3, brands=2, per_brand=6, image_size=48, page_size=10)
+    server = RouteServer()
+    server.routes.update(catalog.routes(server.base_url))
+    server.start()
+    yield server.url("/api/listings")
+    server.stop()
 
 
 @pytest.fixture
-def stack(tmp_path: Path) -> Iterator[Stack]:
-    """The stack in its own process and session, as `baghunter up` in a terminal.
-
-    The environment is this one without the throwaway Airflow configuration of the test
-    session and without any Bag Hunter or MLflow settings of the developer's shell.
-    """
-    ports = {name: _free_port() for name in ("airflow", "mlflow", "serving")}
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(("AIRFLOW", "BAGHUNTER_", "MLFLOW_"))
+def stack(tmp_path: Path, feed: str) -> Iterator[Stack]:
+    extra = {
+        "BAGHUNTER_FETCH_ALLOW_NETWORKS": '["127.0.0.1/32"]',  # the test's catalog
+        "BAGHUNTER_SOURCES": json.dumps([{"kind": "farfetch", "location": feed}]),
     }
-    env["BAGHUNTER_HOME"] = str(tmp_path / "home")
-    env["BAGHUNTER_FETCH_ALLOW_NETWORKS"] = '["127.0.0.1/32"]'  # the test's catalog
-    # Airflow reports a scheduler without a heartbeat this long as unhealthy (default 30).
-    env["AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD"] = "10"
-    # Airflow's log servers have fixed default ports; another Airflow on this machine
-    # (a second stack, a developer's own) must not make this one fail.
-    env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(_free_port())
-    env["AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"] = str(_free_port())
-    output = tmp_path / "stack.err"
-    script = _RUN.format(budget=READY_BUDGET_S, **ports)
-    with output.open("wb") as err:
-        # Not the repository root: the DAGs and plugins must be found from the package.
-        process = subprocess.Popen(
-            [sys.executable, "-c", script],
-            cwd=tmp_path,
-            env=env,
-            stdout=subprocess.DEVNULL,
-            stderr=err,
-            start_new_session=True,
-        )
-    urls = {name: f"http://127.0.0.1:{port}" for name, port in ports.items()}
-    running = Stack(process, tmp_path / "home", output, **urls)
-    try:
+    with running_stack(tmp_path / "home", tmp_path, extra) as running:
         yield running
-    finally:
-        _clean_up(process)
-
-
-def _clean_up(process: subprocess.Popen[bytes]) -> None:
-    """After a failed test: stop the stack as a user would, then kill what it left."""
-    if process.poll() is not None:
-        return
-    left = psutil.Process(process.pid).children(recursive=True)
-    process.send_signal(signal.SIGTERM)
-    try:
-        process.wait(STOP_BUDGET_S)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
-    for child in _still_running(left):
-        child.kill()
-
-
-def _still_running(processes: list[psutil.Process]) -> list[psutil.Process]:
-    # Orphans are reparented to init, which may reap them a moment later: a zombie is gone.
-    _, alive = psutil.wait_procs(processes, timeout=10)
-    still = []
-    for proc in alive:
-        try:
-            if proc.status() != psutil.STATUS_ZOMBIE:
-                still.append(proc)
-        except psutil.NoSuchProcess:
-            pass
-    return still
-
-
-def _eventually(stack: Stack, what: str, check: Callable[[], bool], deadline: float) -> None:
-    """Poll ``check`` until it holds; fail early, with the stack's output, if it exits."""
-    while not check():
-        code = stack.process.poll()
-        assert code is None, f"stack exited ({code}) before {what}:\n{stack.stderr()}"
-        assert time.monotonic() < deadline, f"timed out waiting for {what}:\n{stack.stderr()}"
-        time.sleep(1)
-
-
-def _airflow_healthy(url: str) -> bool:
-    try:
-        parts = httpx.get(url, timeout=5).json()
-    except (httpx.HTTPError, ValueError):
-        return False
-    return all(
-        part.get("status") in (None, "healthy") for part in parts.values() if isinstance(part, dict)
-    )
-
-
-def _answers(url: str, content_type: str | None = None) -> bool:
-    try:
-        response = httpx.get(url, timeout=5)
-    except httpx.HTTPError:
-        return False
-    if content_type is not None and content_type not in response.headers.get("content-type", ""):
-        return False
-    return response.is_success
 
 
 @pytest.mark.slow
 @pytest.mark.airflow
-def test_stack_comes_up_and_ctrl_c_stops_everything(stack: Stack) -> None:
+def test_stack_comes_up_and_ctrl_c_stops_everything(stack: Stack, feed: str) -> None:
     deadline = time.monotonic() + READY_BUDGET_S
     pages = {
         "Airflow health": (f"{stack.airflow}/api/v2/monitor/health", "json"),
@@ -369,24 +266,11 @@ def test_stack_comes_up_and_ctrl_c_stops_everything(stack: Stack) -> None:
         "upload page": (f"{stack.serving}/", "text/html"),
     }
     for what, (url, content_type) in pages.items():
-        _eventually(stack, what, partial(_answers, url, content_type), deadline)
-    _eventually(stack, "the banner", lambda: "Ctrl-C" in stack.stderr(), deadline)
+        stack.eventually(what, partial(answers, url, content_type), deadline)
+    stack.eventually("the banner", lambda: "Ctrl-C" in stack.stderr(), deadline)
 
     # The password shown is the one Airflow generated, and it opens the API.
-    generated = stack.home / "airflow" / "simple_auth_manager_passwords.json.generated"
-    password = json.loads(generated.read_text())["admin"]
-    assert password in stack.stderr()
-    token = httpx.post(
-        f"{stack.airflow}/auth/token",
-        json={"username": "admin", "password": password},
-        timeout=30,
-    ).raise_for_status()
-    api = httpx.Client(
-        base_url=f"{stack.airflow}/api/v2",
-        headers={"Authorization": f"Bearer {token.json()['access_token']}"},
-        timeout=30,
-    )
-    with api:
+    with stack.airflow_api() as api:
         plugins = api.get("/plugins").raise_for_status().json()["plugins"]
         assert "baghunter" in {plugin["name"] for plugin in plugins}
 
@@ -396,41 +280,52 @@ def test_stack_comes_up_and_ctrl_c_stops_everything(stack: Stack) -> None:
 
         # The DAG processor parses the folder shortly after the API server answers.
         ours = {"catalog_ingest", "brand_training"}
-        _eventually(stack, "the DAGs", lambda: ours <= dags().keys(), deadline)
+        stack.eventually("the DAGs", lambda: ours <= dags().keys(), deadline)
         assert not any(paused for dag_id, paused in dags().items() if dag_id in ours)
 
-        # What the UI's Trigger form sends with only kind and location filled in.
-        catalog = SampleCatalog(seed=3, brands=2, per_brand=6, image_size=48, page_size=10)
-        server = RouteServer()
-        server.routes.update(catalog.routes(server.base_url))
-        server.start()
-        try:
-            conf = {"kind": "farfetch", "location": server.url("/api/listings")}
-            run = (
-                api.post("/dags/catalog_ingest/dagRuns", json={"logical_date": None, "conf": conf})
-                .raise_for_status()
-                .json()
+        # Scheduled runs, a backfill of three intervals and a run triggered from the UI's
+        # form (only kind and location filled in) at the same time: the local stack must
+        # carry them all through, with no component dying on the way.
+        api.post(
+            "/backfills",
+            json={
+                "dag_id": "catalog_ingest",
+                "from_date": "2026-06-01T00:00:00Z",
+                "to_date": "2026-07-13T00:00:00Z",
+                "max_active_runs": 2,
+            },
+        ).raise_for_status()
+        conf = {"kind": "farfetch", "location": feed}
+        manual = (
+            api.post("/dags/catalog_ingest/dagRuns", json={"logical_date": None, "conf": conf})
+            .raise_for_status()
+            .json()
+        )
+
+        def ingest_runs() -> list[dict[str, Any]]:
+            return api.get("/dags/catalog_ingest/dagRuns", params={"limit": 50}).json()["dag_runs"]
+
+        def all_finished() -> bool:
+            runs = ingest_runs()
+            kinds = {run["run_type"] for run in runs}
+            return {"backfill", "manual"} <= kinds and all(
+                run["state"] in ("success", "failed") for run in runs
             )
-            run_path = f"/dags/catalog_ingest/dagRuns/{run['dag_run_id']}"
-            finished = time.monotonic() + 300
-            _eventually(
-                stack,
-                "the triggered catalog_ingest run",
-                lambda: api.get(run_path).json()["state"] in ("success", "failed"),
-                finished,
-            )
-        finally:
-            server.stop()
-        tasks = api.get(f"{run_path}/taskInstances").raise_for_status().json()
-        states = {(t["task_id"], t["map_index"]): t["state"] for t in tasks["task_instances"]}
-        assert api.get(run_path).json()["state"] == "success", states
+
+        stack.eventually("the ingest runs", all_finished, time.monotonic() + 600)
+        runs = ingest_runs()
+        assert sum(run["run_type"] == "backfill" for run in runs) >= 2, runs
+        failed = [(run["dag_run_id"], run["state"]) for run in runs if run["state"] != "success"]
+        assert not failed, failed
+        assert "restarting" not in stack.stderr()  # nothing died meanwhile
+        run_path = f"/dags/catalog_ingest/dagRuns/{manual['dag_run_id']}"
         # The task's log, as the UI's log view reads it.
         logs = api.get(
             f"{run_path}/taskInstances/download_images/logs/1",
             params={"full_content": "true"},
             headers={"Accept": "application/json"},
         ).raise_for_status()
-        assert "images in" in logs.text and "ok" in logs.text, logs.text[:2000]
+        assert "images in" in logs.text, logs.text[:2000]
 
     # A scheduler that dies is noticed through Airflow's health report, and Airflow is
     # restarted rather than left serving a UI where nothing runs.
@@ -441,16 +336,14 @@ def test_stack_comes_up_and_ctrl_c_stops_everything(stack: Stack) -> None:
     )
     scheduler.kill()
     restart_deadline = time.monotonic() + READY_BUDGET_S + 120
-    _eventually(
-        stack,
+    stack.eventually(
         "the restart",
         lambda: "Airflow" in stack.stderr() and "restarting" in stack.stderr(),
         restart_deadline,
     )
-    _eventually(
-        stack,
+    stack.eventually(
         "Airflow healthy again",
-        lambda: _airflow_healthy(f"{stack.airflow}/api/v2/monitor/health"),
+        lambda: airflow_healthy(f"{stack.airflow}/api/v2/monitor/health"),
         restart_deadline,
     )
 
@@ -458,5 +351,5 @@ def test_stack_comes_up_and_ctrl_c_stops_everything(stack: Stack) -> None:
     assert len(started) >= 3
     stack.process.send_signal(signal.SIGINT)
     assert stack.process.wait(STOP_BUDGET_S) == 0, stack.stderr()
-    leftovers = _still_running(started)
+    leftovers = still_running(started)
     assert not leftovers, [proc.cmdline() for proc in leftovers]

@@ -24,7 +24,6 @@ from baghunter.config import Settings, get_settings
 from baghunter.sample.styles import write_styles_catalog
 from tests.conftest import REPO
 from tests.serving.conftest import Service, assert_error, running_service
-from tests.serving.test_upload_page import page  # noqa: F401  (the Chromium page fixture)
 
 pytestmark = pytest.mark.slow
 
@@ -111,7 +110,7 @@ def product_service(
 
 @pytest.mark.browser
 def test_panels_show_attributes_similar_products_and_a_listing_check(
-    page: Any,  # noqa: F811
+    page: Any,
     product_service: tuple[Service, Path, dict[str, str]],
 ) -> None:
     from playwright.sync_api import expect

@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import base64
 import re
-import shutil
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,40 +18,7 @@ from tests.serving.conftest import COLOURS, GREY, Service, product_photo
 
 pytestmark = pytest.mark.browser
 
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--disable-quic",
-    "--no-first-run",
-]
 PERCENT = re.compile(r"^\d{1,3}\.\d%$")
-TIMEOUT_MS = 30_000
-
-
-@pytest.fixture
-def page(tmp_path: Path) -> Iterator[Any]:
-    """A page in a fresh Chromium profile."""
-    if not CHROMIUM.exists() or shutil.which(str(CHROMIUM)) is None:
-        pytest.skip(f"no Chromium at {CHROMIUM}")
-    sync_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
-    with sync_api.sync_playwright() as playwright:
-        context = playwright.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=str(CHROMIUM),
-            args=CHROMIUM_ARGS,
-            headless=True,
-            viewport={"width": 1180, "height": 720},
-        )
-        try:
-            context.set_default_timeout(TIMEOUT_MS)
-            yield context.new_page()
-        finally:
-            context.close()
 
 
 def test_upload_shows_the_top_brands(
