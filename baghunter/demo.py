@@ -24,6 +24,7 @@ from rich.console import Console
 from rich.table import Table
 
 from baghunter.config import Settings, remember
+from baghunter.orchestration.sqlite import SETTING as SQLITE_CONNECT_ARGS
 from baghunter.sample.catalog import SampleCatalog, SampleCatalogRecord
 from baghunter.sample.server import RouteServer
 from baghunter.stack import DAGS, PLUGINS, find_project_folder
@@ -92,6 +93,7 @@ def airflow_env(settings: Settings) -> dict[str, str]:
             "AIRFLOW__CORE__PLUGINS_FOLDER": str(find_project_folder(*PLUGINS)),
             "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
             "AIRFLOW__CORE__PARALLELISM": "2",
+            "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": SQLITE_CONNECT_ARGS,
             "BAGHUNTER_HOME": str(home),
             "TF_CPP_MIN_LOG_LEVEL": "2",
         }

@@ -37,6 +37,7 @@ from rich.table import Table
 from rich.text import Text
 
 from baghunter.config import Settings
+from baghunter.orchestration.sqlite import SETTING as SQLITE_CONNECT_ARGS
 from baghunter.sample.catalog import SampleCatalogRecord
 
 log = logging.getLogger(__name__)
@@ -64,6 +65,8 @@ _AIRFLOW_DEFAULTS = {
     # A local stack is for trying the pipelines: scheduled runs should happen without a
     # trip to the UI to unpause each DAG first.
     "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+    # SQLite metadata: writers wait for the lock instead of failing (orchestration/sqlite.py).
+    "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": SQLITE_CONNECT_ARGS,
 }
 _MLFLOW_DEFAULTS = {
     # Job execution starts a queue consumer for GenAI features Bag Hunter does not use.
@@ -323,7 +326,7 @@ def _sample_catalog(home: Path, env: Mapping[str, str], logs_dir: Path) -> Servi
         return None
     # fmt: off
     command = (
-        sys.executable, "-m", "baghunter", "sample", "serve",
+        sys.executable, "-m", "baghunter", "sample-catalog", "serve",
         "--port", str(record.port), "--seed", str(record.seed),
         "--brands", str(record.brands), "--per-brand", str(record.per_brand),
     )

@@ -74,20 +74,22 @@ class Stack:
         )
 
 
-# The watch is shortened so that a dead scheduler is noticed within a test's patience.
 _RUN = """
 import sys
 from baghunter.config import get_settings
 from baghunter.stack import Watch, run_stack
 sys.exit(run_stack(get_settings(), airflow_port={airflow}, mlflow_port={mlflow},
-                   serve_port={serving}, ready_timeout_s={budget},
-                   watch=Watch(every_s=2, grace_s=5, ready_timeout_s={budget})))
+                   serve_port={serving}, ready_timeout_s={budget}, watch=Watch({watch})))
 """
+# Shortened so that a dead scheduler is noticed within a test's patience; only for a test
+# that keeps the machine idle meanwhile (a busy one misses heartbeats for seconds).
+QUICK_WATCH = "every_s=2, grace_s=5"
+QUICK_HEALTH_THRESHOLD_S = "10"
 
 
 @contextmanager
 def running_stack(
-    home: Path, workdir: Path, extra_env: Mapping[str, str] | None = None
+    home: Path, workdir: Path, extra_env: Mapping[str, str] | None = None, *, quick: bool = False
 ) -> Iterator[Stack]:
     """The stack on ``home``, in its own process and session, as `baghunter up` in a terminal.
 
@@ -101,15 +103,17 @@ def running_stack(
         if not key.startswith(("AIRFLOW", "BAGHUNTER_", "MLFLOW_"))
     }
     env["BAGHUNTER_HOME"] = str(home)
-    # Airflow reports a scheduler without a heartbeat this long as unhealthy (default 30).
-    env["AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD"] = "10"
+    if quick:
+        # Airflow reports a scheduler without a heartbeat this long as unhealthy (30).
+        env["AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD"] = QUICK_HEALTH_THRESHOLD_S
     # Airflow's log servers have fixed default ports; another Airflow on this machine
     # (a second stack, a developer's own) must not make this one fail.
     env["AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT"] = str(free_port())
     env["AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT"] = str(free_port())
     env.update(extra_env or {})
     output = workdir / "stack.err"
-    script = _RUN.format(budget=READY_BUDGET_S, **ports)
+    watch = QUICK_WATCH if quick else ""
+    script = _RUN.format(budget=READY_BUDGET_S, watch=watch, **ports)
     with output.open("wb") as err:
         # Not the repository root: the DAGs and plugins must be found from the package.
         process = subprocess.Popen(

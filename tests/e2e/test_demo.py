@@ -17,9 +17,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 
-from tests.e2e.conftest import READY_BUDGET_S, running_stack
+from tests.e2e.conftest import READY_BUDGET_S, Stack, running_stack
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
@@ -183,57 +184,59 @@ def test_demo_runs_the_pipeline_and_reuses_it(demo_runs: DemoRuns) -> None:
 
 def test_operators_day_after_the_demo(demo_runs: DemoRuns, tmp_path: Path, page: Any) -> None:
     """`make up` on the demo's home: the schedule runs offline, links open MLflow runs."""
-    from playwright.sync_api import expect
-
-    with running_stack(demo_runs.home, tmp_path) as stack, stack.airflow_api() as api:
+    with running_stack(demo_runs.home, tmp_path) as stack:
         deadline = time.monotonic() + READY_BUDGET_S
         stack.eventually("the banner", lambda: "Ctrl-C" in stack.stderr(), deadline)
         assert "Sample catalog" in stack.stderr()  # served again for the scheduled ingest
+        with stack.airflow_api() as api:
+            _operate(stack, api, page)
 
-        def runs(dag_id: str) -> list[dict[str, Any]]:
-            return api.get(f"/dags/{dag_id}/dagRuns", params={"limit": 50}).json()["dag_runs"]
 
-        # Unpaused by the demo, catalog_ingest's schedule reads the remembered source and
-        # updates the catalog asset; brand_training follows and trains offline with the
-        # remembered recipe (the default weights would need a download).
-        def scheduled_training_done() -> bool:
-            later = [run for run in runs("brand_training") if run["run_type"] != "manual"]
-            return any(run["state"] in ("success", "failed") for run in later)
+def _operate(stack: Stack, api: httpx.Client, page: Any) -> None:
+    from playwright.sync_api import expect
 
-        stack.eventually(
-            "a scheduled brand_training run", scheduled_training_done, time.monotonic() + 900
-        )
-        scheduled = [run for run in runs("brand_training") if run["run_type"] != "manual"]
-        done = [run for run in scheduled if run["state"] in ("success", "failed")]
-        assert done[0]["state"] == "success", (done, stack.stderr())
+    def runs(dag_id: str) -> list[dict[str, Any]]:
+        return api.get(f"/dags/{dag_id}/dagRuns", params={"limit": 50}).json()["dag_runs"]
 
-        # The demo's own training run: its "MLflow run" button names this home's MLflow UI.
-        demo_run = next(run for run in runs("brand_training") if run["run_type"] == "manual")
-        links = (
-            api.get(
-                f"/dags/brand_training/dagRuns/{demo_run['dag_run_id']}/taskInstances/train/links"
-            )
-            .raise_for_status()
-            .json()
-        )
-        link = (links.get("extra_links") or links)["MLflow run"]
-        assert link.startswith("http://127.0.0.1:5000/#/experiments/"), link
-        experiment, run_id = link.split("/#/experiments/")[1].split("/runs/")
-        # ...and that run is what this stack's MLflow UI serves (on its own port here).
-        run_page = f"{stack.mlflow}/#/experiments/{experiment}/runs/{run_id}"
-        page.goto(run_page)
-        expect(page.get_by_text("val_accuracy_frozen").first).to_be_visible(timeout=60_000)
-        if os.environ.get("BAGHUNTER_SCREENSHOT") == "1":
-            page.wait_for_timeout(1500)
-            page.screenshot(path=str(REPO / "docs" / "img" / "mlflow-run.png"))
+    # Unpaused by the demo, catalog_ingest's schedule reads the remembered source and
+    # updates the catalog asset; brand_training follows and trains offline with the
+    # remembered recipe (the default weights would need a download).
+    def scheduled_training_done() -> bool:
+        later = [run for run in runs("brand_training") if run["run_type"] != "manual"]
+        return any(run["state"] in ("success", "failed") for run in later)
 
-        # The Airflow grid with the demo's and the schedule's runs, as the operator sees it.
-        host = stack.airflow.removeprefix("http://").split(":")[0]
-        page.context.add_cookies(
-            [{"name": "_token", "value": stack.airflow_token(), "domain": host, "path": "/"}]
-        )
-        page.goto(f"{stack.airflow}/dags/brand_training")
-        expect(page.get_by_text("brand_training").first).to_be_visible(timeout=60_000)
-        if os.environ.get("BAGHUNTER_SCREENSHOT") == "1":
-            page.wait_for_timeout(3000)
-            page.screenshot(path=str(REPO / "docs" / "img" / "airflow-grid.png"))
+    stack.eventually(
+        "a scheduled brand_training run", scheduled_training_done, time.monotonic() + 900
+    )
+    scheduled = [run for run in runs("brand_training") if run["run_type"] != "manual"]
+    done = [run for run in scheduled if run["state"] in ("success", "failed")]
+    assert done[0]["state"] == "success", (done, stack.stderr())
+
+    # The demo's own training run: its "MLflow run" button names this home's MLflow UI.
+    demo_run = next(run for run in runs("brand_training") if run["run_type"] == "manual")
+    links = (
+        api.get(f"/dags/brand_training/dagRuns/{demo_run['dag_run_id']}/taskInstances/train/links")
+        .raise_for_status()
+        .json()
+    )
+    link = (links.get("extra_links") or links)["MLflow run"]
+    assert link.startswith("http://127.0.0.1:5000/#/experiments/"), link
+    experiment, run_id = link.split("/#/experiments/")[1].split("/runs/")
+    # ...and that run is what this stack's MLflow UI serves (on its own port here).
+    run_page = f"{stack.mlflow}/#/experiments/{experiment}/runs/{run_id}"
+    page.goto(run_page)
+    expect(page.get_by_text("val_accuracy_frozen").first).to_be_visible(timeout=60_000)
+    if os.environ.get("BAGHUNTER_SCREENSHOT") == "1":
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(REPO / "docs" / "img" / "mlflow-run.png"))
+
+    # The Airflow grid with the demo's and the schedule's runs, as the operator sees it.
+    host = stack.airflow.removeprefix("http://").split(":")[0]
+    page.context.add_cookies(
+        [{"name": "_token", "value": stack.airflow_token(), "domain": host, "path": "/"}]
+    )
+    page.goto(f"{stack.airflow}/dags/brand_training")
+    expect(page.get_by_text("brand_training").first).to_be_visible(timeout=60_000)
+    if os.environ.get("BAGHUNTER_SCREENSHOT") == "1":
+        page.wait_for_timeout(3000)
+        page.screenshot(path=str(REPO / "docs" / "img" / "airflow-grid.png"))

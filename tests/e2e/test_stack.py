@@ -84,6 +84,26 @@ def test_services_share_the_clis_data_home_and_mlflow_store(
     assert artifact_root == (home / "mlflow" / "artifacts").as_uri()
 
 
+def test_a_demo_home_gets_its_sample_catalog_served_again(settings: Settings) -> None:
+    from typer.testing import CliRunner
+
+    from baghunter.cli import app
+    from baghunter.sample.catalog import SampleCatalogRecord
+
+    assert _plan(settings).sample is None  # a home the demo never filled: no catalog
+    SampleCatalogRecord(seed=5, brands=3, per_brand=30, port=18765).save(settings.home)
+    plan = _plan(settings)
+    assert plan.sample is not None and plan.sample in plan.services
+    assert plan.sample.url == "http://127.0.0.1:18765"
+    assert plan.stages[0] == (plan.mlflow, plan.sample)  # up before Airflow reads it
+    # The command it runs is one the CLI really has, with the demo's catalog's options.
+    args = list(plan.sample.command[3:])
+    assert args[:2] == ["sample-catalog", "serve"]
+    help_text = CliRunner().invoke(app, [*args[:2], "--help"]).output
+    for option in args[2::2]:
+        assert option in help_text, option
+
+
 def test_no_store_credentials_on_a_command_line(settings: Settings) -> None:
     # A tracking store behind a password: its URI reaches MLflow through the environment,
     # never through argv (which `ps` shows every local user).
@@ -250,7 +270,7 @@ def stack(tmp_path: Path, feed: str) -> Iterator[Stack]:
         "BAGHUNTER_FETCH_ALLOW_NETWORKS": '["127.0.0.1/32"]',  # the test's catalog
         "BAGHUNTER_SOURCES": json.dumps([{"kind": "farfetch", "location": feed}]),
     }
-    with running_stack(tmp_path / "home", tmp_path, extra) as running:
+    with running_stack(tmp_path / "home", tmp_path, extra, quick=True) as running:
         yield running
 
 
