@@ -113,7 +113,7 @@ class Service:
             for name, part in parts.items()
             if isinstance(part, dict) and part.get("status") not in (None, "healthy")
         )
-        return f"Airflow's {', '.join(sick)} unhealthy" if sick else None
+        return f"reports its {', '.join(sick)} unhealthy" if sick else None
 
     @property
     def port(self) -> int:
@@ -599,7 +599,7 @@ def _failing(item: Running, client: httpx.Client, watch: Watch, checking: bool) 
         return None
     if item.sick_since is None:
         item.sick_since = now
-        log.warning("%s: %s", item.service.name, problem)
+        log.warning("%s %s", item.service.name, problem)
     if now - item.sick_since < watch.grace_s:
         return None
     return f"{problem} for {now - item.sick_since:.0f} s"
@@ -617,7 +617,7 @@ def _restart(
             style="yellow",
         )
     )
-    _stop_all([item], console)
+    _stop_all([item], console, heading=None)
     item.process = _start(item.service)
     item.sick_since = None
     deadline = time.monotonic() + watch.ready_timeout_s
@@ -625,11 +625,13 @@ def _restart(
     return failures[0] if failures else None
 
 
-def _stop_all(running: Sequence[Running], console: Console) -> None:
+def _stop_all(
+    running: Sequence[Running], console: Console, heading: str | None = "Stopping the stack…"
+) -> None:
     """Ask every service to stop, wait for their groups together, then SIGKILL what is left."""
     alive = [item for item in running if _group_alive(item.process)]
-    if alive:
-        console.print("Stopping the stack…")
+    if alive and heading:
+        console.print(heading)
     for item in alive:
         if item.service.stop_leader_only and item.process.poll() is None:
             item.process.send_signal(item.service.stop_signal)
