@@ -25,12 +25,12 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Param, dag, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
-FEATURES = Asset("baghunter://features")
-MODEL = Asset("baghunter://models/product-attributes")
+from baghunter.orchestration.assets import ATTRIBUTE_MODEL as MODEL
+from baghunter.orchestration.assets import FEATURES
 
 
 @dag(

@@ -30,12 +30,12 @@ import os
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Param, dag, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
-CATALOG = Asset("baghunter://catalog")
-MODEL = Asset("baghunter://models/brand-classifier")
+from baghunter.orchestration.assets import BRAND_MODEL as MODEL
+from baghunter.orchestration.assets import CATALOG
 
 
 @dag(

@@ -21,10 +21,9 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Param, dag, task
 
-CATALOG = Asset("baghunter://catalog")
-FEATURES = Asset("baghunter://features")
+from baghunter.orchestration.assets import CATALOG, FEATURES
 
 
 @dag(

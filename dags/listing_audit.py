@@ -21,12 +21,11 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from airflow.sdk import Asset, Param, dag, task
+from airflow.sdk import Param, dag, task
 from airflow.timetables.assets import AssetOrTimeSchedule
 from airflow.timetables.trigger import CronTriggerTimetable
 
-FEATURES = Asset("baghunter://features")
-AUDITS = Asset("baghunter://audits")
+from baghunter.orchestration.assets import AUDITS, FEATURES
 
 
 @dag(
