@@ -65,6 +65,9 @@ _AIRFLOW_DEFAULTS = {
     # A local stack is for trying the pipelines: scheduled runs should happen without a
     # trip to the UI to unpause each DAG first.
     "AIRFLOW__CORE__DAGS_ARE_PAUSED_AT_CREATION": "False",
+    # A scheduler on two busy cores and SQLite can go a minute between heartbeats while it
+    # works (measured in CI: over 45 s); Airflow's 30 s would have the stack restart it.
+    "AIRFLOW__SCHEDULER__SCHEDULER_HEALTH_CHECK_THRESHOLD": "120",
     # SQLite metadata: writers wait for the lock instead of failing (orchestration/sqlite.py).
     "AIRFLOW__DATABASE__SQL_ALCHEMY_CONNECT_ARGS": SQLITE_CONNECT_ARGS,
 }

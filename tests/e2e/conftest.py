@@ -81,9 +81,8 @@ from baghunter.stack import Watch, run_stack
 sys.exit(run_stack(get_settings(), airflow_port={airflow}, mlflow_port={mlflow},
                    serve_port={serving}, ready_timeout_s={budget}, watch=Watch({watch})))
 """
-# Shortened so that a dead scheduler is noticed within a test's patience (Airflow calls a
-# scheduler unhealthy after 30 s without a heartbeat; then 15 s of grace). Shorter than
-# that, a scheduler merely busy on two loaded cores was restarted in CI.
+# Shortened so that a dead scheduler is noticed within a test's patience: the stack's
+# Airflow calls a scheduler unhealthy after 120 s without a heartbeat, then 15 s of grace.
 QUICK_WATCH = "every_s=2, grace_s=15"
 
 
