@@ -22,6 +22,7 @@ from pydantic import Field, IPvAnyNetwork, TypeAdapter, field_validator, model_v
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from baghunter.catalog.specs import SourceSpec
+from baghunter.engines import EngineSetting
 
 StoreBackend = Literal["auto", "embedded", "mongo"]
 # Where `baghunter up` serves the MLflow UI of the home's own store unless told otherwise.
@@ -165,6 +166,11 @@ class Settings(BaseSettings):
     serve_host: str = "127.0.0.1"
     serve_port: int = Field(default=8000, ge=1, le=65535)
     model_alias: str = Field(default="champion", description="Registry alias that is served.")
+    serving_engine: EngineSetting = Field(
+        default="auto",
+        description="What runs the served models: keras, onnx (fp32), onnx-int8, or auto "
+        "(the fastest export that passed its agreement check at registration, else Keras).",
+    )
     poll_interval_s: float = Field(
         default=30.0, gt=0, description="How often serving checks the registry for a new champion."
     )

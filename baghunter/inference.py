@@ -23,17 +23,21 @@ import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import keras
 import numpy as np
 
 from baghunter.dataset.manifest import ManifestEntry
+from baghunter.engines import KERAS
 from baghunter.training.backbones import CaffePreprocess
 from baghunter.training.data import label_indices, path_dataset, resize_uint8
 from baghunter.training.metrics import EvalReport, evaluate_probabilities
 from baghunter.training.model import FEATURES_LAYER
 from baghunter.training.open_set import GATE_FILE, OpenSetGate
+
+if TYPE_CHECKING:
+    from baghunter.engines.runners import OnnxRunner
 
 # Model metadata key naming the gate's artifact in the model's run.
 OPEN_SET_METADATA = "open_set"
@@ -74,6 +78,8 @@ class BrandPredictor:
         name: str | None = None,
         version: int | None = None,
         run_id: str | None = None,
+        runner: OnnxRunner | None = None,
+        engine_reason: str = "",
     ) -> None:
         self.model = model
         self.classes = list(classes)
@@ -88,18 +94,38 @@ class BrandPredictor:
                 f"model output {model.output_shape} does not fit {len(classes)} classes"
             )
         # One forward pass for both: probabilities and the features the gate scores.
-        self._scorer = _with_features(model) if gate is not None else None
+        self._scorer = with_features(model) if gate is not None else None
+        # An exported engine runs the forward pass when given (its graph has both outputs);
+        # the Keras model stays for what needs it (the heatmap's gradients).
+        self._runner = runner
+        self.engine_reason = engine_reason or "configured"
+
+    @property
+    def engine(self) -> str:
+        return KERAS if self._runner is None else self._runner.engine
 
     # --- loading -----------------------------------------------------------------------
     @classmethod
-    def load(cls, model_uri: str) -> BrandPredictor:
-        """Load a registered (or logged) classifier with its gate (see ``registry``)."""
+    def load(cls, model_uri: str, engine: str = KERAS) -> BrandPredictor:
+        """Load a registered (or logged) classifier with its gate (see ``registry``).
+
+        ``engine`` is a :data:`baghunter.engines.EngineSetting`: an export is used only
+        for a registered version whose registration checked it (see ``engines.choice``).
+        """
         from baghunter import registry
+        from baghunter.engines.choice import engine_for
 
         loaded = registry.load_classifier(model_uri)
         gate = None
         if loaded.metadata.get(OPEN_SET_METADATA) and loaded.run_id:
             gate = load_gate(loaded.run_id, str(loaded.metadata[OPEN_SET_METADATA]))
+        runner, reason = None, ""
+        if engine != KERAS:
+            tags = {}
+            if loaded.name is not None and loaded.version is not None:
+                tags = registry.version_tags(loaded.name, loaded.version)
+            choice, runner = engine_for(engine, tags, loaded.run_id)
+            reason = choice.reason
         return cls(
             loaded.model,
             loaded.classes,
@@ -108,6 +134,8 @@ class BrandPredictor:
             name=loaded.name,
             version=loaded.version,
             run_id=loaded.run_id,
+            runner=runner,
+            engine_reason=reason,
         )
 
     # --- predicting --------------------------------------------------------------------
@@ -175,9 +203,14 @@ class BrandPredictor:
         probs, feats = [], []
         for start in range(0, len(batch), batch_size):
             chunk = batch[start : start + batch_size]
+            if self._runner is not None:
+                outputs = self._runner.run(chunk)
+                p = outputs[0]
+                if scorer is not None:
+                    feats.append(np.asarray(outputs[1], np.float32))
             # predict_on_batch, not predict: ``predict`` builds a dataset and a step loop
             # on every call, ~100 ms of overhead that dominates single-image latency.
-            if scorer is not None:
+            elif scorer is not None:
                 p, f = scorer.predict_on_batch(chunk)
                 feats.append(np.asarray(f, np.float32))
             else:
@@ -209,8 +242,12 @@ class BrandPredictor:
         ]
 
 
-def _with_features(model: keras.Model) -> keras.Model:
-    """``model`` with a second output: the :data:`FEATURES_LAYER` the head reads."""
+def with_features(model: keras.Model) -> keras.Model:
+    """``model`` with a second output: the :data:`FEATURES_LAYER` the head reads.
+
+    This two-output graph is also what is exported to the other engines, so an export
+    answers the open-set gate too.
+    """
     return keras.Model(model.inputs, [model.output, model.get_layer(FEATURES_LAYER).output])
 
 

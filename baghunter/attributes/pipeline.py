@@ -27,6 +27,7 @@ from baghunter.attributes.heads import HeadConfig
 from baghunter.attributes.report import AttributeReport, score_all
 from baghunter.config import Settings
 from baghunter.embeddings.model import EmbedderSpec
+from baghunter.engines.checks import check_engines, check_photos
 from baghunter.training import stages
 
 if TYPE_CHECKING:
@@ -213,7 +214,7 @@ def register(run_id: str, settings: Settings) -> registry.ModelRef:
     dataset = _run_dataset(run_id)
     model = export_model(embedder.model, stages.load_checkpoint(run_id, _load_heads, CHECKPOINT))
     example = np.zeros((1, spec.image_size, spec.image_size, 3), dtype=np.uint8)
-    return log_attribute_model(
+    ref = log_attribute_model(
         model,
         run_id=run_id,
         name=settings.attribute_model_name,
@@ -227,6 +228,23 @@ def register(run_id: str, settings: Settings) -> registry.ModelRef:
         },
         input_example=example,
     )
+    validation, calibration = check_photos(
+        [r.path for r in dataset.split("val")],
+        [r.path for r in dataset.split("train")],
+        spec.image_size,
+    )
+    # Every output is one attribute's probabilities: an export must agree on all of them.
+    check_engines(
+        model,
+        image_size=spec.image_size,
+        answers=range(len(dataset.attributes)),
+        validation=validation,
+        calibration=calibration,
+        run_id=run_id,
+        name=ref.name,
+        version=ref.version,
+    )
+    return ref
 
 
 def promote(run_id: str, version: int, settings: Settings) -> registry.PromotionDecision:

@@ -37,6 +37,7 @@ from baghunter.registry.models import (
     pip_requirements,
     register_model,
     resolve_model_uri,
+    version_tags,
 )
 from baghunter.registry.tracking import (
     TAG_DATASET_VERSION,
@@ -82,4 +83,5 @@ __all__ = [
     "register_model",
     "resolve_model_uri",
     "tracking",
+    "version_tags",
 ]

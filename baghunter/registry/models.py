@@ -304,6 +304,13 @@ def _model_version(client: MlflowClient, name: str, version: int) -> ModelVersio
         raise
 
 
+def version_tags(name: str, version: int) -> dict[str, str]:
+    """The tags of one registered model version."""
+    from mlflow import MlflowClient
+
+    return dict(_model_version(MlflowClient(), name, version).tags)
+
+
 def alias_version(client: MlflowClient, name: str, alias: str) -> int | None:
     """The version holding ``alias``, or None when the model or the alias does not exist.
 

@@ -2,10 +2,12 @@
 
 A CNN scores 16 images in far less than 16 times the time of one (the per-call overhead
 and the weight reads are shared), so under load the service queues requests and runs
-them together: the first request of a batch waits at most ``max_wait_s`` for company, a
-batch never exceeds ``max_size`` images, and while one batch runs on the inference
-thread the next one gathers in the queue. Under light load a request waits only
-``max_wait_s``; under heavy load batches fill up and throughput rises.
+them together. A request that finds the queue empty while the model is idle is run at
+once, alone: waiting for company that is not coming would only add latency. Requests
+that arrive while a batch runs gather in the queue; the next batch takes all of them and
+waits at most ``max_wait_s`` for more, never exceeding ``max_size`` images. So a lone
+request costs one forward pass and no wait, and under load batches fill up and
+throughput rises.
 
 Inference runs on one dedicated thread: the event loop stays free to accept and decode
 uploads, and the model is never called from two threads at once (the backend already
@@ -126,6 +128,10 @@ class MicroBatcher:
         else:
             first = await self._queue.get()
         batch = [first]
+        if self._queue.empty():
+            # Idle dispatch: the model is free (batches run one at a time, and this one is
+            # gathered only once the last has finished) and nobody else is waiting.
+            return batch
         deadline = asyncio.get_running_loop().time() + self.max_wait_s
         try:
             while len(batch) < self.max_size:

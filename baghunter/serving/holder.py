@@ -222,7 +222,7 @@ class ModelHolder(AliasFollower[ServedModel]):
         return served.version
 
     def _load(self, info: dict[str, Any]) -> ServedModel:
-        predictor = BrandPredictor.load(str(info["uri"]))
+        predictor = BrandPredictor.load(str(info["uri"]), engine=self.settings.serving_engine)
         tags = info.get("tags") or {}
         details = ModelDetails(
             name=self.name,
@@ -235,6 +235,8 @@ class ModelHolder(AliasFollower[ServedModel]):
             metrics={key: float(value) for key, value in (info.get("metrics") or {}).items()},
             open_set_threshold=None if predictor.gate is None else predictor.gate.threshold,
             loaded_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            engine=predictor.engine,
+            engine_reason=predictor.engine_reason,
         )
         served = ServedModel(predictor=predictor, details=details)
         # Warm-up: the first call traces the model's graph (seconds for VGG16), which must
@@ -252,10 +254,11 @@ class ModelHolder(AliasFollower[ServedModel]):
         self.metrics.model_loaded.set(1)
         self.metrics.model_info.set_only(1, served.details.name, served.version, self.alias)
         logger.info(
-            "now serving %s version %s (@%s, %d classes)%s",
+            "now serving %s version %s (@%s, %d classes, on %s)%s",
             served.details.name,
             served.version,
             self.alias,
             len(served.classes),
+            served.details.engine,
             "" if previous is None else f", replacing version {previous.version}",
         )

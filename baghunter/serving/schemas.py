@@ -87,6 +87,10 @@ class ModelDetails(BaseModel):
         default=None, description="The open-set score a photo must reach to get a brand."
     )
     loaded_at: str = Field(description="When this replica put the model into service (UTC).")
+    engine: str = Field(
+        default="keras", description="What runs the model here: keras, onnx or onnx-int8."
+    )
+    engine_reason: str = Field(default="", description="Why that engine (see the setting).")
 
 
 class Health(BaseModel):

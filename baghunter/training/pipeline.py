@@ -20,6 +20,7 @@ import numpy as np
 from baghunter import registry
 from baghunter.config import Settings
 from baghunter.dataset.manifest import Manifest
+from baghunter.engines.checks import check_engines, check_photos
 from baghunter.inference import (
     OPEN_SET_ARTIFACT,
     OPEN_SET_METADATA,
@@ -27,6 +28,7 @@ from baghunter.inference import (
     BrandPredictor,
     load_gate,
     load_model,
+    with_features,
 )
 from baghunter.training import stages
 from baghunter.training.metrics import EvalReport, evaluate_probabilities
@@ -194,7 +196,7 @@ def register(run_id: str, settings: Settings) -> registry.ModelRef:
     model = stages.load_checkpoint(run_id, load_model)
     image_size = int(mlflow.get_run(run_id).data.params["chosen.image_size"])
     example = np.zeros((1, image_size, image_size, 3), dtype=np.uint8)
-    return registry.register_model(
+    ref = registry.register_model(
         model,
         run_id=run_id,
         name=settings.model_name,
@@ -204,6 +206,23 @@ def register(run_id: str, settings: Settings) -> registry.ModelRef:
         input_example=example,
         extra_metadata={OPEN_SET_METADATA: OPEN_SET_ARTIFACT},
     )
+    validation, calibration = check_photos(
+        [e.path for e in manifest.split("val")],
+        [e.path for e in manifest.split("train")],
+        image_size,
+    )
+    # The exported graph answers the open-set gate too; top-1 is read from the first output.
+    check_engines(
+        with_features(model),
+        image_size=image_size,
+        answers=[0],
+        validation=validation,
+        calibration=calibration,
+        run_id=run_id,
+        name=ref.name,
+        version=ref.version,
+    )
+    return ref
 
 
 def promote(run_id: str, version: int, settings: Settings) -> registry.PromotionDecision:

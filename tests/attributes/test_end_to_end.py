@@ -18,8 +18,10 @@ import numpy as np
 import pytest
 from typer.testing import CliRunner
 
+from baghunter import registry
 from baghunter.cli import app
 from baghunter.config import Settings
+from baghunter.engines.checks import recorded_checks
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 
@@ -96,6 +98,11 @@ def test_train_register_gate_load_and_score(
     states = {ti.task_id: ti.state for ti in run.get_task_instances()}
     assert run.state == "success", states
     assert _champion(settings) == 1
+    # Registration exported the version to both engines and checked them on validation.
+    checks = recorded_checks(registry.version_tags(settings.attribute_model_name, 1))
+    assert set(checks) == {"onnx", "onnx-int8"}
+    assert checks["onnx"].passed, checks  # fp32: the same arithmetic, the same answers
+    assert all(c.agreement is not None and 0 <= c.agreement <= 1 for c in checks.values())
     evaluated = next(ti for ti in run.get_task_instances() if ti.task_id == "evaluate")
     scores = evaluated.xcom_pull(task_ids="evaluate")["attributes"]
     assert set(scores) == {"articleType", "baseColour", "gender", "usage", "season"}

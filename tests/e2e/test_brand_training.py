@@ -15,6 +15,7 @@ from typer.testing import CliRunner
 
 from baghunter.cli import app
 from baghunter.config import Settings
+from baghunter.engines.checks import recorded_checks
 from baghunter.sample.catalog import SampleCatalog
 from baghunter.sample.server import RouteServer
 
@@ -159,6 +160,11 @@ def test_gate_promotes_better_and_keeps_worse(
     version, tags = _champion(settings)
     assert version == 2  # exactly one version registered by the run
     assert json.loads(tags["classes"]) == sorted({p.brand for p in catalog.products})
+    # Registration exported the version to both engines and checked them on validation.
+    checks = recorded_checks(tags)
+    assert set(checks) == {"onnx", "onnx-int8"}
+    assert checks["onnx"].passed, checks  # fp32: the same arithmetic, the same answers
+    assert all(c.agreement is not None and 0 <= c.agreement <= 1 for c in checks.values())
     train_ti = next(ti for ti in run.get_task_instances() if ti.task_id == "train")
     run_id = train_ti.xcom_pull(task_ids="train")
     # The "MLflow run" button opens the run where `baghunter up` serves this home's UI.

@@ -129,7 +129,12 @@ class Registry:
         self.client = mlflow.MlflowClient()
 
     def register(
-        self, name: str, *, sharpness: float = 5.0, promote: bool = True
+        self,
+        name: str,
+        *,
+        sharpness: float = 5.0,
+        promote: bool = True,
+        model: keras.Model | None = None,
     ) -> registry.ModelRef:
         with mlflow.start_run(experiment_id=self.experiment_id) as run:
             mlflow.log_metrics(TEST_METRICS)
@@ -137,7 +142,7 @@ class Registry:
                 gate = colour_gate().save(Path(tmp) / Path(OPEN_SET_ARTIFACT).name)
                 mlflow.log_artifact(str(gate), str(Path(OPEN_SET_ARTIFACT).parent))
             ref = registry.register_model(
-                colour_classifier(sharpness),
+                model if model is not None else colour_classifier(sharpness),
                 run_id=run.info.run_id,
                 name=name,
                 classes=CLASSES,

@@ -67,7 +67,8 @@ def test_concurrent_requests_are_batched_up_to_the_limit() -> None:
     assert sorted(v for batch in model.batches for v in batch) == list(range(10))
 
 
-def test_a_lone_request_waits_only_for_the_deadline() -> None:
+def test_a_lone_request_is_dispatched_at_once() -> None:
+    """Nothing queued and the model idle: no batch window is waited for."""
     model = RecordingModel()
 
     async def scenario(batcher: MicroBatcher) -> float:
@@ -76,10 +77,44 @@ def test_a_lone_request_waits_only_for_the_deadline() -> None:
         await batcher.predict(model, image(1))
         return loop.time() - started
 
-    elapsed = run_with_batcher(scenario, max_size=16, max_wait_s=0.05)
+    # A window far longer than the call: had the request waited for it, this would show.
+    elapsed = run_with_batcher(scenario, max_size=16, max_wait_s=30.0)
 
     assert model.batches == [[1]]
-    assert 0.04 <= elapsed < 2.0  # waited for company, then ran alone
+    assert elapsed < 10.0
+
+
+def test_requests_arriving_during_a_batch_form_the_next_one() -> None:
+    """The first request runs alone at once; those that come meanwhile are batched."""
+    model = SlowModel(delay_s=0.3)
+
+    async def scenario(batcher: MicroBatcher) -> list[np.ndarray]:
+        model.loop = asyncio.get_running_loop()
+        first = asyncio.create_task(batcher.predict(model, image(0)))
+        await model.started.wait()  # the first batch is running on the inference thread
+        rest = [asyncio.create_task(batcher.predict(model, image(v))) for v in range(1, 6)]
+        return await asyncio.gather(first, *rest)
+
+    rows = run_with_batcher(scenario, max_size=16, max_wait_s=0.01)
+
+    assert [row.tolist() for row in rows] == [[v, 2 * v] for v in range(6)]
+    assert model.batches == [[0], [1, 2, 3, 4, 5]]
+
+
+class SlowModel(RecordingModel):
+    """Takes ``delay_s`` per batch and says when the first one started."""
+
+    def __init__(self, delay_s: float) -> None:
+        super().__init__()
+        self.delay_s = delay_s
+        self.started = asyncio.Event()
+        self.loop: asyncio.AbstractEventLoop | None = None  # the test's, set once it runs
+
+    def predict(self, images: list[np.ndarray]) -> np.ndarray:
+        assert self.loop is not None
+        self.loop.call_soon_threadsafe(self.started.set)
+        threading.Event().wait(self.delay_s)
+        return super().predict(images)
 
 
 def test_a_failing_batch_fails_only_its_own_requests() -> None:
