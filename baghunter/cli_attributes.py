@@ -60,6 +60,7 @@ def train(
         backbone=chosen,
         weights=weights or (default.weights if chosen == "vgg16" else "none"),
         image_size=image_size or default.image_size,
+        engine=default.engine,
     )
     try:
         spec.validate()

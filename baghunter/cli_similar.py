@@ -75,6 +75,7 @@ def query(
     from PIL import Image, UnidentifiedImageError
 
     from baghunter.embeddings.model import Embedder, EmbedderSpec
+    from baghunter.embeddings.pipeline import vector_store
     from baghunter.similar.index import SimilarIndex, default_index_dir
 
     settings = _settings(weights)
@@ -87,6 +88,8 @@ def query(
     try:
         embedder = Embedder(EmbedderSpec.from_settings(settings))
         index = SimilarIndex.load(default_index_dir(settings, embedder.space))
+        # The query is embedded by the space's own engine file (no-op for Keras).
+        embedder.use_engine(vector_store(settings, embedder.space).directory)
         vector = embedder.embed_arrays([pixels])[0]
         exclude = hashlib.sha256(data).hexdigest() if exclude_self else None
         matches = index.query(vector, k, exclude_sha256=exclude)

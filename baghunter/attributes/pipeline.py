@@ -118,7 +118,11 @@ def train(
     with mlflow.start_run(experiment_id=experiment_id, run_name=f"attributes-{dataset.version}"):
         run_id = registry.active_run_id()
         registry.log_params_flat(
-            {"backbone": config.embedder.backbone, "weights": config.embedder.weights}
+            {
+                "backbone": config.embedder.backbone,
+                "weights": config.embedder.weights,
+                "engine": config.embedder.engine,
+            }
         )
         registry.log_params_flat(
             {"image_size": config.embedder.image_size, "space": embedder.space, "dim": embedder.dim}
@@ -204,7 +208,10 @@ def register(run_id: str, settings: Settings) -> registry.ModelRef:
 
     registry.tracking(settings)
     params = mlflow.get_run(run_id).data.params
-    spec = EmbedderSpec(params["backbone"], params["weights"], int(params["image_size"]))
+    # Runs from before engines had Keras vectors. The registered model embeds with Keras
+    # whatever made the training vectors: an engine's vectors are its close approximation.
+    engine = params.get("engine", "keras")
+    spec = EmbedderSpec(params["backbone"], params["weights"], int(params["image_size"]), engine)
     embedder = Embedder(spec)
     if embedder.space != params["space"]:
         raise ValueError(

@@ -7,7 +7,10 @@ most of its colour and texture; earlier blocks keep them. On 3,000 real catalog 
 linear probe on the three blocks beat the last block alone by 10 points on article type,
 11 on base colour and 6 on gender (docs/benchmarks.md, "Shared embeddings"), at no extra
 backbone cost. Its :attr:`Embedder.space` names the vector space in the
-:class:`VectorStore`: the backbone id plus the pooling scheme.
+:class:`VectorStore`: the backbone id plus the pooling scheme, and the engine when it is
+not Keras (``-onnx``, ``-onnx-int8``): an engine's vectors are close to Keras' but not
+equal, so they are another space and never mixed with them. An engine's exported file is
+kept in the space's folder beside the weights, so queries are embedded by that very file.
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import keras
 import numpy as np
@@ -27,14 +31,19 @@ import tensorflow as tf
 from keras import layers
 
 from baghunter.config import Settings
+from baghunter.engines import KERAS
 from baghunter.training.backbones import build_backbone, preprocess_layer, validate_weights
 from baghunter.training.data import (
     RESIZE_ANTIALIAS,
     RESIZE_INTERPOLATION,
+    load_images,
     path_dataset,
     resize_uint8,
 )
 from baghunter.training.features import backbone_id, weights_source
+
+if TYPE_CHECKING:
+    from baghunter.engines.runners import OnnxRunner
 
 logger = logging.getLogger(__name__)
 
@@ -45,6 +54,12 @@ _RANDOM_INIT_SEED = 1234
 # The embedder a vector space was made with, kept in the space's folder.
 EMBEDDER_META = "embedder.json"
 EMBEDDER_WEIGHTS = "embedder.weights.h5"
+# Photos an int8 space's quantization is calibrated on: the first photos it embeds.
+CALIBRATION_PHOTOS = 64
+
+
+def engine_file(engine: str) -> str:
+    return f"embedder-{engine}.onnx"
 
 
 def seeded_initialisation(model: keras.Model, seed: int) -> None:
@@ -89,6 +104,7 @@ class EmbedderSpec:
     backbone: str = "vgg16"
     weights: str = "imagenet"
     image_size: int = 64
+    engine: str = KERAS  # what computes the vectors (baghunter.engines)
 
     @classmethod
     def from_settings(cls, settings: Settings) -> EmbedderSpec:
@@ -102,6 +118,7 @@ class EmbedderSpec:
         backbone: str | None = None,
         weights: str | None = None,
         image_size: int | None = None,
+        engine: str | None = None,
     ) -> EmbedderSpec:
         """Settings overridden by what a user gave; a random-init backbone gets no weights."""
         name = backbone or settings.embed_backbone
@@ -110,6 +127,7 @@ class EmbedderSpec:
             backbone=name,
             weights=weights or default_weights,
             image_size=image_size or settings.embed_image_size,
+            engine=engine or settings.embed_engine,
         )
 
     def validate(self) -> None:
@@ -163,8 +181,58 @@ class Embedder:
         if weights_file is not None:
             self.model.load_weights(weights_file)
         base_id = backbone_id(spec.backbone, spec.weights, backbone, spec.image_size)
-        self.space = f"{base_id}-{POOLING}"
+        engine = "" if spec.engine == KERAS else f"-{spec.engine}"
+        self.space = f"{base_id}-{POOLING}{engine}"
         self.dim = int(self.model.output_shape[-1])
+        self._runner: OnnxRunner | None = None  # set by use_engine() for an exported engine
+
+    # --- the engine ------------------------------------------------------------------------
+    def use_engine(self, directory: Path, calibration: Sequence[str] = ()) -> None:
+        """Run on the space's exported engine file in ``directory``, making it if need be.
+
+        The file is made once per space: fp32 is exported from this model; int8 is also
+        quantized, calibrated on ``calibration`` (image files, the first ones the space
+        embeds). Afterwards every embedder of the space loads that file, so the space's
+        vectors all come from one quantization. Keras needs nothing.
+        """
+        if self.spec.engine == KERAS or self._runner is not None:
+            return
+        from baghunter.engines import ONNX, ONNX_INT8
+        from baghunter.engines.export import fixed_size_graph, quantize_int8, to_onnx
+        from baghunter.engines.runners import OnnxRunner
+
+        if self.spec.engine not in (ONNX, ONNX_INT8):
+            raise ValueError(f"unknown embedding engine {self.spec.engine!r}")
+        directory = Path(directory)
+        target = directory / engine_file(self.spec.engine)
+        if not target.is_file():
+            directory.mkdir(parents=True, exist_ok=True)
+            with tempfile.TemporaryDirectory(prefix=".engine-", dir=directory) as tmp:
+                fp32 = to_onnx(
+                    fixed_size_graph(self.model, self.spec.image_size), Path(tmp) / "fp32.onnx"
+                )
+                made = fp32
+                if self.spec.engine == ONNX_INT8:
+                    if not calibration:
+                        raise ValueError(
+                            f"the int8 space {self.space} has no engine file yet, and "
+                            "quantizing it needs photos to calibrate on: run the embedding "
+                            "stage (`baghunter embed`) to create it"
+                        )
+                    photos = load_images(
+                        list(calibration[:CALIBRATION_PHOTOS]), self.spec.image_size
+                    )
+                    made = quantize_int8(fp32, Path(tmp) / "int8.onnx", photos)
+                os.replace(made, target)  # complete or absent, never half-written
+            logger.info("made the %s engine of space %s", self.spec.engine, self.space)
+        self._runner = OnnxRunner(target, self.spec.engine)
+
+    def _forward(self, batch: np.ndarray) -> np.ndarray:
+        if self._runner is not None:
+            return self._runner.run(np.asarray(batch))[0]
+        if self.spec.engine != KERAS:
+            raise RuntimeError(f"space {self.space}: call use_engine() before embedding")
+        return np.asarray(self.model.predict_on_batch(batch))
 
     # --- persistence: a vector space keeps the model that made it ------------------------
     def save(self, directory: Path) -> None:
@@ -187,6 +255,7 @@ class Embedder:
                 "backbone": self.spec.backbone,
                 "weights": self.spec.weights,
                 "image_size": self.spec.image_size,
+                "engine": self.spec.engine,
             }
             (staging / EMBEDDER_META).write_text(json.dumps(meta, indent=2))
             # Weights first, the metadata last: its presence marks a complete copy.
@@ -216,6 +285,7 @@ class Embedder:
             backbone=str(meta["backbone"]),
             weights=str(meta["weights"]),
             image_size=int(meta["image_size"]),
+            engine=str(meta.get("engine", KERAS)),  # spaces stored before engines: Keras
         )
         embedder = cls(spec, weights_file=directory / EMBEDDER_WEIGHTS)
         if verify and embedder.space != meta["space"]:
@@ -223,6 +293,8 @@ class Embedder:
                 f"the embedding model stored at {directory} computes space {embedder.space}, "
                 f"not {meta['space']}: the stored copy is damaged"
             )
+        if verify:
+            embedder.use_engine(directory)
         return embedder
 
     def embed_arrays(self, images: Sequence[np.ndarray], batch_size: int = 64) -> np.ndarray:
@@ -236,7 +308,7 @@ class Embedder:
                 np.asarray(resize_uint8(image, size))
                 for image in images[start : start + batch_size]
             ]
-            out.append(np.asarray(self.model.predict_on_batch(np.stack(chunk)), np.float32))
+            out.append(np.asarray(self._forward(np.stack(chunk)), np.float32))
         return np.concatenate(out)
 
     def embed_files(
@@ -250,7 +322,7 @@ class Embedder:
         start = 0
         batches = path_dataset(list(paths), self.spec.image_size).batch(batch_size)
         for batch in batches.prefetch(tf.data.AUTOTUNE):
-            vectors = np.asarray(self.model.predict_on_batch(batch), dtype=np.float32)
+            vectors = np.asarray(self._forward(batch), dtype=np.float32)
             if on_batch is not None:
                 on_batch(start, vectors)
             out.append(vectors)
@@ -283,4 +355,5 @@ def embedder_of_space(settings: Settings, space: str) -> Embedder:
             f"computes {embedder.space} instead"
         )
     embedder.save(stored)
+    embedder.use_engine(stored)
     return embedder

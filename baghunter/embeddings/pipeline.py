@@ -70,6 +70,8 @@ def embed_missing(
     if todo:
         logger.info("embedding %d of %d images into %s", len(todo), len(paths), embedder.space)
         embedder.save(vectors.directory)
+        # An int8 space is quantized once, calibrated on the first photos it embeds.
+        embedder.use_engine(vectors.directory, [paths[sha] for sha in todo])
     batch_size = settings.embed_batch_size
     done = 0
     for start in range(0, len(todo), CHUNK):

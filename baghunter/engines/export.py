@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -62,7 +63,37 @@ def to_onnx(graph: keras.Model, path: Path) -> Path:
     return path
 
 
-def quantize_int8(fp32: Path, path: Path, calibration: np.ndarray) -> Path:
+@dataclass(frozen=True)
+class Int8Recipe:
+    """How activations are calibrated and which operators are quantized."""
+
+    method: str = "MinMax"  # onnxruntime CalibrationMethod: MinMax, Percentile, Entropy
+    percentile: float | None = None  # for Percentile
+    op_types: tuple[str, ...] | None = None  # None: every operator onnxruntime can quantize
+    keep_float: tuple[str, ...] = ()  # nodes whose name contains one of these stay fp32
+
+    @property
+    def name(self) -> str:
+        ops = "all" if self.op_types is None else "+".join(self.op_types)
+        level = "" if self.percentile is None else f"-{self.percentile:g}"
+        kept = "".join(f"-fp32:{k}" for k in self.keep_float)
+        return f"{self.method.lower()}{level}-{ops}{kept}"
+
+    def excluded_nodes(self, model_path: Path) -> list[str]:
+        if not self.keep_float:
+            return []
+        import onnx
+
+        graph = onnx.load(str(model_path)).graph
+        return [n.name for n in graph.node if any(k in n.name for k in self.keep_float)]
+
+
+DEFAULT_RECIPE = Int8Recipe()
+
+
+def quantize_int8(
+    fp32: Path, path: Path, calibration: np.ndarray, recipe: Int8Recipe = DEFAULT_RECIPE
+) -> Path:
     """Static int8 quantization of ``fp32``, calibrated on ``calibration`` photos.
 
     Weights per channel as int8, activations as uint8, in the QDQ format that ONNX
@@ -70,6 +101,7 @@ def quantize_int8(fp32: Path, path: Path, calibration: np.ndarray) -> Path:
     """
     from onnxruntime.quantization import (
         CalibrationDataReader,
+        CalibrationMethod,
         QuantFormat,
         QuantType,
         quantize_static,
@@ -102,6 +134,12 @@ def quantize_int8(fp32: Path, path: Path, calibration: np.ndarray) -> Path:
             per_channel=True,
             activation_type=QuantType.QUInt8,
             weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod[recipe.method],
+            op_types_to_quantize=None if recipe.op_types is None else list(recipe.op_types),
+            nodes_to_exclude=recipe.excluded_nodes(prepared),
+            extra_options={}
+            if recipe.percentile is None
+            else {"CalibPercentile": recipe.percentile},
         )
     finally:
         prepared.unlink(missing_ok=True)

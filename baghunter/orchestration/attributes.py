@@ -46,7 +46,8 @@ def train_config(params: dict[str, Any], settings: Settings) -> Any:
     default = EmbedderSpec.from_settings(settings)
     backbone = params.get("backbone") or default.backbone
     weights = params.get("weights") or (default.weights if backbone == "vgg16" else "none")
-    spec = EmbedderSpec(backbone, weights, int(params.get("image_size") or default.image_size))
+    size = int(params.get("image_size") or default.image_size)
+    spec = EmbedderSpec(backbone, weights, size, default.engine)
     head_fields = ("hidden", "epochs", "patience", "batch_size", "learning_rate", "seed")
     head = HeadConfig(
         **{k: params[k] for k in head_fields if params.get(k) not in (None, "")},

@@ -220,7 +220,10 @@ def train_classifier(
     embedded: dict[str, int] = {}
     photos = {e.sha256: e.path for e in [*train, *val]}
     for size in sizes:
-        embedder = Embedder(EmbedderSpec(config.backbone, config.weights, size))
+        # The shared space, computed by the configured engine (its vectors are the
+        # Keras backbone's close approximation; the classifier itself is Keras).
+        spec = EmbedderSpec(config.backbone, config.weights, size, settings.embed_engine)
+        embedder = Embedder(spec)
         embedded[embedder.space] = embed_missing(embedder, settings, photos)
         store = vector_store(settings, embedder.space)
         _, x_train = store.load([e.sha256 for e in train])

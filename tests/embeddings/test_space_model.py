@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import threading
+from dataclasses import replace
 from pathlib import Path
 
 import keras
@@ -20,6 +21,7 @@ from baghunter.embeddings.model import (
     Embedder,
     EmbedderSpec,
     embedder_of_space,
+    engine_file,
 )
 from baghunter.embeddings.pipeline import embed_catalog, vector_store
 from baghunter.sample.catalog import BRANDS, render_bag
@@ -124,3 +126,48 @@ def test_a_space_without_a_stored_model_is_served_only_by_a_matching_configurati
     # Once served, the space keeps that model: the next look-up needs no configuration.
     assert (settings.features_dir / embedder.space / EMBEDDER_META).is_file()
     assert embedder_of_space(other, embedder.space).space == embedder.space
+
+
+def test_an_engine_computes_its_own_space_and_keeps_its_file(
+    settings: Settings, tmp_path: Path
+) -> None:
+    folder = tmp_path / "catalog"
+    for look in BRANDS[:2]:
+        (folder / look.name).mkdir(parents=True)
+        for i in range(3):
+            (folder / look.name / f"{i}.jpg").write_bytes(render_bag(look, seed=i, size=48))
+    result = CliRunner().invoke(app, ["ingest", "folder", str(folder), "--json"])
+    assert result.exit_code == 0, result.output
+    int8 = replace(SPEC, engine="onnx-int8")
+    with open_store(settings) as store:
+        on_keras = embed_catalog(store, settings, spec=SPEC)
+        on_int8 = embed_catalog(store, settings, spec=int8)
+        again = embed_catalog(store, settings, spec=int8)
+
+    # Another space: its vectors are never mixed with Keras' ones, nor taken from them.
+    assert on_int8.space == f"{on_keras.space}-onnx-int8"
+    assert on_int8.computed == 6 and again.computed == 0
+    directory = vector_store(settings, on_int8.space).directory
+    assert (directory / engine_file("onnx-int8")).is_file()
+    shas, quantized = vector_store(settings, on_int8.space).load()
+    _, exact = vector_store(settings, on_keras.space).load(shas)
+    cosine = np.sum(quantized * exact, 1) / (
+        np.linalg.norm(quantized, axis=1) * np.linalg.norm(exact, axis=1)
+    )
+    assert cosine.min() > 0.98, cosine  # close to Keras' vectors, not equal to them
+    assert not np.allclose(quantized, exact)
+
+    # A query is embedded by the space's stored engine file: the stored vectors come back.
+    served = embedder_of_space(settings, on_int8.space)
+    files = {p.stem: str(p) for p in settings.images_dir.rglob("*.*") if p.is_file()}
+    np.testing.assert_allclose(
+        served.embed_files([files[sha] for sha in shas]), quantized, rtol=1e-4, atol=1e-5
+    )
+
+
+def test_an_int8_space_cannot_be_made_without_photos_to_calibrate_on(tmp_path: Path) -> None:
+    embedder = Embedder(replace(SPEC, engine="onnx-int8"))
+    with pytest.raises(ValueError, match="calibrate"):
+        embedder.use_engine(tmp_path / "space")
+    with pytest.raises(RuntimeError, match="use_engine"):
+        embedder.embed_arrays(PHOTOS)
