@@ -574,7 +574,11 @@ def demo(
 
     settings = get_settings()
     catalog = SampleCatalog(seed=seed, brands=brands, per_brand=per_brand)
-    for noisy in ("mlflow", "alembic"):  # their start-up lines say nothing to a demo user
+    import mlflow  # noqa: F401  (configures its loggers on import: quieted after it)
+
+    # Start-up lines of the libraries, and this process's own copies of what the tasks
+    # report, say nothing to a demo user: the console shows the steps and the tasks' lines.
+    for noisy in ("mlflow", "alembic", "baghunter"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     try:
         result = run_demo(

@@ -33,9 +33,12 @@ def train(
     image_size: EmbedSize = None,
     attribute: Annotated[
         list[str] | None,
-        typer.Option(help="Attribute to learn (repeat) [articleType baseColour gender ...]"),
+        typer.Option(help="Attribute to learn (repeat) [default: BAGHUNTER_ATTRIBUTES]"),
     ] = None,
-    min_count: Annotated[int, typer.Option(min=1, help="Images a value needs to be a class")] = 20,
+    min_count: Annotated[
+        int | None,
+        typer.Option(min=1, help="Images a value needs to be a class [default: the setting]"),
+    ] = None,
     epochs: Annotated[int, typer.Option(min=1)] = 60,
     patience: Annotated[int, typer.Option(min=1, help="Early-stopping patience")] = 6,
     hidden: Annotated[int, typer.Option(min=1, help="Units of the shared layer")] = 512,
@@ -50,7 +53,6 @@ def train(
     from baghunter.attributes.dataset import DatasetConfig, DatasetError, build_dataset
     from baghunter.attributes.heads import HeadConfig
     from baghunter.attributes.pipeline import AttributeTrainConfig, run_all
-    from baghunter.attributes.schema import DEFAULT_ATTRIBUTES
     from baghunter.embeddings.model import Embedder, EmbedderSpec
 
     settings = get_settings()
@@ -69,7 +71,9 @@ def train(
         raise typer.Exit(2) from exc
     if dataset is None:
         config = DatasetConfig(
-            attributes=tuple(attribute or DEFAULT_ATTRIBUTES), min_count=min_count, seed=seed
+            attributes=tuple(attribute or settings.attributes),
+            min_count=min_count or settings.attribute_min_count,
+            seed=seed,
         )
         with _store(settings) as store:
             try:

@@ -21,6 +21,7 @@ from typing import Any, Literal
 from pydantic import Field, IPvAnyNetwork, TypeAdapter, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from baghunter.attributes.schema import DEFAULT_ATTRIBUTES
 from baghunter.catalog.specs import SourceSpec
 from baghunter.engines import EngineSetting
 
@@ -123,6 +124,14 @@ class Settings(BaseSettings):
         "(changing it embeds the catalog again); onnx-int8 is several times faster on CPUs.",
     )
     attribute_model_name: str = "product-attributes"
+    attributes: list[str] = Field(
+        default_factory=lambda: list(DEFAULT_ATTRIBUTES),
+        description="Attributes attribute training learns when a run names none, as JSON "
+        "(the demo remembers the sample catalog's).",
+    )
+    attribute_min_count: int = Field(
+        default=20, ge=1, description="Photos an attribute value needs when a run names none."
+    )
     audit_min_confidence: float = Field(
         default=0.8,
         gt=0,
@@ -289,6 +298,8 @@ REMEMBERED = (
     "embed_image_size",
     "embed_engine",
     "train_defaults",
+    "attributes",
+    "attribute_min_count",
     "sources",
     "fetch_allow_networks",  # the demo's catalog is on this machine, on purpose
 )

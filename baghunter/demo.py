@@ -2,24 +2,36 @@
 
 It serves the generated sample catalog on 127.0.0.1, runs the real ``catalog_ingest``,
 ``brand_training``, ``image_features``, ``attribute_training`` and ``listing_audit`` DAGs
-through Airflow (``airflow dags test``: SQLite metadata, the embedded store, a local MLflow
-under the data home), then asks the champions about photos the catalog never had: brand,
-attributes, and the catalog's most similar products. A second run reuses everything: the
-ingest finds nothing new, no photo is embedded twice and, when the brand champion was
-trained on the same dataset, brand training is skipped.
+through Airflow (``airflow dags test --use-executor``: SQLite metadata, the embedded store,
+a local MLflow under the data home), then asks the champions about photos the catalog
+never had: brand, attributes, and the catalog's most similar products. A second run
+reuses everything: the ingest finds nothing new, no photo is embedded twice and, when the
+brand champion was trained on the same dataset, brand training is skipped.
+
+Each task runs as Airflow runs it under the scheduler: in a worker process of the local
+executor, reporting to an Airflow API server the demo starts on 127.0.0.1 for the while,
+so each task's log is written where the Airflow UI reads it (``make up`` shows the demo's
+runs with their logs), and each run's outcome is read from that API.
 """
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import re
+import signal
+import socket
 import subprocess
 import sys
+import time
 from dataclasses import asdict, dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 from rich.console import Console
 from rich.table import Table
 
@@ -49,7 +61,8 @@ DEMO_MIN_COUNT = 5  # photos a value needs: the sample has about 30 per brand
 # Lines of the DAG runs worth showing while they run: task starts and the project's own
 # log messages (the full log, Airflow's included, goes to a file).
 DEMO_DAGS = "^(catalog_ingest|brand_training|image_features|attribute_training|listing_audit)$"
-PROGRESS = re.compile(r"\[DAG TEST\] starting task_id=(\S+)|\[baghunter\.[\w.]+\]")
+PROGRESS = re.compile(r"Worker startup parse complete .*\btask_id=(\S+)|\[baghunter\.[\w.]+\]")
+API_READY_S = 240.0  # the API server's start on two busy cores: usually 10-20 s
 
 
 @dataclass
@@ -116,7 +129,11 @@ def choose_backbone(settings: Settings) -> tuple[dict[str, Any], str]:
         import keras
 
         try:  # downloads once into ~/.keras, then works offline
-            keras.applications.VGG16(weights="imagenet", include_top=False, input_shape=(32, 32, 3))
+            # Keras prints its "Downloading data from ..." line: kept off the console.
+            with contextlib.redirect_stdout(io.StringIO()):
+                keras.applications.VGG16(
+                    weights="imagenet", include_top=False, input_shape=(32, 32, 3)
+                )
             return {**VGG16_CONF, "weights": "imagenet"}, "VGG16, ImageNet weights (Keras download)"
         except Exception as exc:  # no network, proxy, disk: all mean "not available here"
             reason = str(exc).split(":")[-1].strip()[:80]
@@ -134,6 +151,8 @@ class Demo:
         self.console = console
         self.env = airflow_env(settings)
         self.logs = settings.home.resolve() / "logs"
+        self._api: subprocess.Popen[bytes] | None = None
+        self._api_url = ""
 
     def airflow(self, *args: str, log_name: str) -> None:
         """Run an Airflow CLI command, its full output in a log file, highlights on screen."""
@@ -156,11 +175,82 @@ class Demo:
             raise RuntimeError(f"airflow {' '.join(args[:2])} failed: see {log_path}")
 
     def dag_test(self, dag_id: str, conf: dict[str, Any]) -> None:
-        self.airflow("dags", "test", dag_id, "-c", json.dumps(conf), log_name=dag_id)
-        # `dags test` exits 0 even when a task fails; the run's state is the verdict.
-        state = _last_run_state(self.logs / f"demo-{dag_id}.log")
+        """One run of ``dag_id``, its tasks run by the local executor; fails unless it succeeds."""
+        api = self._api_server()
+        logical_date = datetime.now(UTC).isoformat()
+        self.airflow(
+            "dags", "test", dag_id, logical_date, "-c", json.dumps(conf), "--use-executor",
+            log_name=dag_id,
+        )  # fmt: skip
+        # `dags test` exits 0 even when a task fails: the run's state is the verdict.
+        state = _run_state(api, dag_id, datetime.fromisoformat(logical_date))
         if state != "success":
             raise RuntimeError(f"{dag_id} ended {state}: see {self.logs / f'demo-{dag_id}.log'}")
+
+    def _api_server(self) -> str:
+        """The Airflow API server the tasks report to, started on first use."""
+        if self._api is not None:
+            return self._api_url
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = int(probe.getsockname()[1])
+        self._api_url = f"http://127.0.0.1:{port}"
+        self.env.update(
+            {
+                "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+                "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"{self._api_url}/execution/",
+                # Only this process reads the public API, on loopback, while the demo runs.
+                "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_ALL_ADMINS": "True",
+            }
+        )
+        log_path = self.logs / "demo-airflow-api-server.log"
+        with log_path.open("wb") as log:
+            self._api = subprocess.Popen(
+                [sys.executable, "-m", "airflow", "api-server", "--host", "127.0.0.1",
+                 "--port", str(port)],
+                env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            )  # fmt: skip
+        deadline = time.monotonic() + API_READY_S
+        while not _healthy(self._api_url):
+            if self._api.poll() is not None or time.monotonic() > deadline:
+                self.close()
+                raise RuntimeError(f"the Airflow API server did not start: see {log_path}")
+            time.sleep(1)
+        return self._api_url
+
+    def close(self) -> None:
+        """Stop the API server (its process group: it runs workers of its own)."""
+        if self._api is None:
+            return
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(self._api.pid, signal.SIGTERM)
+        try:
+            self._api.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(self._api.pid, signal.SIGKILL)
+            self._api.wait()
+        self._api = None
+
+
+def _healthy(url: str) -> bool:
+    try:
+        return httpx.get(f"{url}/api/v2/monitor/health", timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def _run_state(api: str, dag_id: str, logical_date: datetime) -> str:
+    """The state of ``dag_id``'s run at ``logical_date``, from Airflow's REST API."""
+    answer = httpx.get(
+        f"{api}/api/v2/dags/{dag_id}/dagRuns",
+        params={"order_by": "-logical_date", "limit": 5},
+        timeout=30,
+    ).raise_for_status()
+    for run in answer.json()["dag_runs"]:
+        if run["logical_date"] and datetime.fromisoformat(run["logical_date"]) == logical_date:
+            return str(run["state"])
+    return "unknown (no such run)"
 
 
 def _highlight(line: str, match: re.Match[str]) -> str:
@@ -168,12 +258,9 @@ def _highlight(line: str, match: re.Match[str]) -> str:
         return f"[bold]→ {match.group(1)}[/bold]"
     # "<time> [info     ] message [logger] key=value": keep the message
     text = line.split("] ", 1)[-1] if "] " in line else line
-    return re.sub(r"\s+\[baghunter\.[\w.]+\].*$", "", text.strip())
-
-
-def _last_run_state(log_path: Path) -> str:
-    states = re.findall(r"DagRun Finished: .*?state=(\w+)", log_path.read_text())
-    return states[-1] if states else "unknown"
+    text = re.sub(r"\s+\[baghunter\.[\w.]+\].*$", "", text.strip())
+    # A line a task relays from its child process carries the child's own level and logger.
+    return re.sub(r"^(?:DEBUG|INFO|WARNING|ERROR) baghunter\.[\w.]+: ", "", text)
 
 
 def run_demo(
@@ -185,12 +272,20 @@ def run_demo(
     retrain: bool = False,
     holdout_per_brand: int = 3,
 ) -> DemoResult:
+    demo = Demo(settings, catalog, console)
+    try:
+        return _run_steps(demo, port=port, retrain=retrain, holdout_per_brand=holdout_per_brand)
+    finally:
+        demo.close()
+
+
+def _run_steps(demo: Demo, *, port: int, retrain: bool, holdout_per_brand: int) -> DemoResult:
     from baghunter import registry
     from baghunter.catalog.stats import catalog_stats
     from baghunter.store import open_store
 
+    settings, catalog, console = demo.settings, demo.catalog, demo.console
     result = DemoResult()
-    demo = Demo(settings, catalog, console)
     # A fixed address: listing ids and image URLs are the catalog's natural keys, so a
     # second run on the same port finds everything already stored.
     server = RouteServer(port=port)
@@ -281,6 +376,8 @@ def run_demo(
             {**features, "attributes": DEMO_ATTRIBUTES, "min_count": DEMO_MIN_COUNT, "epochs": 40},
         )
         result.attributes_trained = True
+    # Scheduled attribute_training runs then learn what the sample's listings offer.
+    remember(settings.home, attributes=DEMO_ATTRIBUTES, attribute_min_count=DEMO_MIN_COUNT)
     attribute_champion = registry.champion_info(settings.attribute_model_name, settings.model_alias)
     if attribute_champion is None:
         raise RuntimeError("attribute training finished without a champion")

@@ -44,10 +44,13 @@ from baghunter.orchestration.assets import FEATURES
     tags=["baghunter", "training", "attributes"],
     default_args={"owner": "baghunter", "retries": 1, "retry_delay": timedelta(minutes=5)},
     params={
-        "attributes": Param(
-            [], type="array", description="Empty: articleType, baseColour, gender, usage, season"
+        "attributes": Param([], type="array", description="Empty: BAGHUNTER_ATTRIBUTES"),
+        "min_count": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            description="Photos a value needs; empty: BAGHUNTER_ATTRIBUTE_MIN_COUNT",
         ),
-        "min_count": Param(20, type="integer", minimum=1, description="Photos a value needs"),
         "backbone": Param("", type="string", description="Empty: BAGHUNTER_EMBED_BACKBONE"),
         "weights": Param("", type="string", description="Empty: BAGHUNTER_WEIGHTS"),
         "image_size": Param(None, type=["null", "integer"], minimum=32),

@@ -111,12 +111,13 @@ def _load_attribute_model(uri: str, notes: list[str]) -> AttributeModel | None:
         return None
 
 
-def _load_brand_model(uri: str, notes: list[str]) -> BrandPredictor | None:
+def _load_brand_model(uri: str, engine: str, notes: list[str]) -> BrandPredictor | None:
     from baghunter.inference import BrandPredictor
     from baghunter.registry import ModelNotFound
 
     try:
-        return BrandPredictor.load(uri)
+        # The serving engine: the audit gives a listing the answer the service would give.
+        return BrandPredictor.load(uri, engine=engine)
     except ModelNotFound as exc:
         notes.append(f"brands not audited: {exc}")
         return None
@@ -159,7 +160,11 @@ def audit_catalog(
     attribute_uri = attribute_model_uri or f"models:/{settings.attribute_model_name}@{CHAMPION}"
     brand_uri = brand_model_uri or f"models:/{settings.model_name}@{CHAMPION}"
     attribute_model = _load_attribute_model(attribute_uri, notes) if "attributes" in parts else None
-    brand_model = _load_brand_model(brand_uri, notes) if BRAND_FIELD in parts else None
+    brand_model = (
+        _load_brand_model(brand_uri, settings.serving_engine, notes)
+        if BRAND_FIELD in parts
+        else None
+    )
 
     # Attribute predictions, from the stored vectors of the model's own space.
     attribute_rows: dict[str, int] = {}

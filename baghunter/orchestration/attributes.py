@@ -21,11 +21,10 @@ log = logging.getLogger(__name__)
 def build_dataset(params: dict[str, Any], settings: Settings) -> str:
     """Build the attribute dataset from the store; returns its path."""
     from baghunter.attributes.dataset import DatasetConfig, DatasetError, build_dataset
-    from baghunter.attributes.schema import DEFAULT_ATTRIBUTES
 
     config = DatasetConfig(
-        attributes=tuple(params.get("attributes") or DEFAULT_ATTRIBUTES),
-        min_count=int(params.get("min_count") or 20),
+        attributes=tuple(params.get("attributes") or settings.attributes),
+        min_count=int(params.get("min_count") or settings.attribute_min_count),
         seed=int(params.get("seed") or 42),
     )
     with task_store(settings) as store:

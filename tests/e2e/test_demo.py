@@ -57,7 +57,9 @@ def _demo(home: Path, port: int) -> dict:
     done = subprocess.run(command, cwd=REPO, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr[-3000:]
     # The console shows the demo's own progress: no native start-up lines, no reprs.
-    for noise in ("oneDNN", "absl::", "cpu_feature_guard", "EmbedReport("):
+    noises = ("oneDNN", "absl::", "cpu_feature_guard", "EmbedReport(", "Downloading data")
+    noises += ("INFO mlflow", "INFO baghunter")
+    for noise in noises:
         assert noise not in done.stderr, noise
     return json.loads(done.stdout)
 
@@ -156,12 +158,16 @@ def test_demo_runs_the_pipeline_and_reuses_it(demo_runs: DemoRuns) -> None:
     assert not any(paused.values()), paused
     # The home remembers the demo's choices: a scheduled run trains the same way, offline.
     from baghunter.config import Settings
+    from baghunter.demo import DEMO_ATTRIBUTES, DEMO_MIN_COUNT
     from baghunter.training.train import train_config
 
     remembered = Settings(home=home)
     assert remembered.weights == "none"
     assert remembered.embed_backbone == "scratch" and remembered.embed_image_size == 32
     assert train_config({}, remembered).backbone == "scratch"
+    # ...and scheduled attribute_training learns what the sample's listings offer.
+    assert remembered.attributes == DEMO_ATTRIBUTES
+    assert remembered.attribute_min_count == DEMO_MIN_COUNT
     assert remembered.sources[0].location == f"http://127.0.0.1:{port}/api/listings"
 
     second = demo_runs.second
@@ -220,6 +226,13 @@ def _operate(stack: Stack, api: httpx.Client, page: Any) -> None:
         .json()
     )
     link = (links.get("extra_links") or links)["MLflow run"]
+    # Its task log, as the UI's log view reads it: the demo's tasks write theirs too.
+    log = api.get(
+        f"/dags/brand_training/dagRuns/{demo_run['dag_run_id']}/taskInstances/train/logs/1",
+        params={"full_content": "true"},
+        headers={"Accept": "application/json"},
+    ).raise_for_status()
+    assert "training in a child process" in log.text, log.text[:3000]
     assert link.startswith("http://127.0.0.1:5000/#/experiments/"), link
     experiment, run_id = link.split("/#/experiments/")[1].split("/runs/")
     # ...and that run is what this stack's MLflow UI serves (on its own port here).

@@ -22,7 +22,13 @@ from PIL import Image
 from baghunter import registry
 from baghunter.config import Settings
 from baghunter.engines import ONNX, ONNX_INT8
-from baghunter.engines.checks import PASSED, EngineCheck, check_engines, recorded_checks
+from baghunter.engines.checks import (
+    INT8_RECIPES,
+    PASSED,
+    EngineCheck,
+    check_engines,
+    recorded_checks,
+)
 from baghunter.engines.choice import choose
 from baghunter.engines.runners import OnnxRunner
 from baghunter.inference import BrandPredictor, with_features
@@ -122,6 +128,7 @@ def test_registration_exports_checks_and_records_each_engine(
         )
         probs, features = OnnxRunner(Path(local), engine).run(at_size(shop_photos(3, seed=3)))
         assert probs.shape == (3, len(CLASSES)) and features.shape == (3, 3)
+    assert checks[ONNX_INT8].recipe in {recipe.name for recipe in INT8_RECIPES}
     assert float(tags["engine.keras.images_per_s"]) > 0
     # The same figures as run metrics, to compare across runs in MLflow.
     metrics = mlflow.get_run(checked.run_id).data.metrics
