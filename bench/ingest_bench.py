@@ -32,8 +32,8 @@ from baghunter.catalog.schema import ImageTask, Product
 from baghunter.config import Settings
 from baghunter.images.cas import ContentStore
 from baghunter.images.download import ImageDownloader
-from baghunter.sample.catalog import BRANDS, render_bag
-from baghunter.sample.server import Reply, RouteServer
+from baghunter.local.sample.catalog import BRANDS, render_bag
+from baghunter.local.sample.server import Reply, RouteServer
 from baghunter.store import EmbeddedStore, MongoStore
 
 

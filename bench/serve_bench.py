@@ -289,7 +289,7 @@ def photo_payloads(photos: Path | None, count: int, image_size: int) -> list[byt
         if not files:
             raise SystemExit(f"no .jpg files in {photos}")
         return [f.read_bytes() for f in files]
-    from baghunter.sample.catalog import BRANDS, render_bag
+    from baghunter.local.sample.catalog import BRANDS, render_bag
 
     return [render_bag(BRANDS[i % len(BRANDS)], seed=i, size=image_size) for i in range(count)]
 

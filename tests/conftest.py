@@ -19,8 +19,8 @@ from typing import Any
 import pytest
 
 from baghunter.config import Settings, get_settings
-from baghunter.sample.catalog import SampleCatalog
-from baghunter.sample.server import RouteServer
+from baghunter.local.sample.catalog import SampleCatalog
+from baghunter.local.sample.server import RouteServer
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -10,8 +10,8 @@ from typer.testing import CliRunner
 
 from baghunter.cli import app
 from baghunter.config import Settings
-from baghunter.sample.catalog import BRANDS, SampleCatalog, render_bag
-from baghunter.sample.server import Reply, RouteServer
+from baghunter.local.sample.catalog import BRANDS, SampleCatalog, render_bag
+from baghunter.local.sample.server import Reply, RouteServer
 
 runner = CliRunner()
 

@@ -29,7 +29,7 @@ import pytest
 import yaml
 
 from baghunter.config import Settings
-from baghunter.sample.server import Reply, RouteServer
+from baghunter.local.sample.server import Reply, RouteServer
 
 REPO = Path(__file__).resolve().parents[1]
 COMPOSE = REPO / "docker-compose.yaml"

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from baghunter.catalog.schema import ImageResult, ImageStatus, Product
-from baghunter.sample.styles import write_styles_catalog
+from baghunter.local.sample.styles import write_styles_catalog
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
 

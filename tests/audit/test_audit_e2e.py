@@ -30,9 +30,9 @@ from baghunter.catalog.schema import ImageResult, ImageStatus, Product
 from baghunter.cli import app
 from baghunter.config import Settings, get_settings
 from baghunter.embeddings.model import Embedder, EmbedderSpec
-from baghunter.sample.catalog import SampleCatalog
-from baghunter.sample.server import RouteServer
-from baghunter.sample.styles import write_styles_catalog
+from baghunter.local.sample.catalog import SampleCatalog
+from baghunter.local.sample.server import RouteServer
+from baghunter.local.sample.styles import write_styles_catalog
 from baghunter.store import open_store
 from baghunter.store.base import AuditKey, CatalogStore
 

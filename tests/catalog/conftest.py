@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from baghunter.config import Settings
-from baghunter.sample.server import RouteServer, serving
+from baghunter.local.sample.server import RouteServer, serving
 
 
 @pytest.fixture(scope="session")

@@ -6,7 +6,7 @@ import json
 from collections import Counter
 from typing import Any
 
-from baghunter.sample.server import Reply, Request
+from baghunter.local.sample.server import Reply, Request
 
 
 def json_reply(payload: Any, status: int = 200, **headers: str) -> Reply:

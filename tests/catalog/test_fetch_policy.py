@@ -20,8 +20,8 @@ from baghunter.catalog.sources import FarfetchSource, ShopifySource, SourceError
 from baghunter.config import Settings
 from baghunter.images.cas import ContentStore
 from baghunter.images.download import ImageDownloader
+from baghunter.local.sample.server import Reply, Request, RouteServer
 from baghunter.net import FetchPolicy
-from baghunter.sample.server import Reply, Request, RouteServer
 from tests.catalog.helpers import json_reply
 
 SECRET = b"root:x:0:0:the machine's own file\n"

@@ -7,7 +7,7 @@ import pytest
 from baghunter.catalog.sources import SourceError
 from baghunter.catalog.sources.http import PageFetcher
 from baghunter.config import Settings
-from baghunter.sample.server import Reply, RouteServer
+from baghunter.local.sample.server import Reply, RouteServer
 from tests.catalog.helpers import PagedRoute, json_reply
 
 OK = json_reply({"products": [{"id": 1}]})

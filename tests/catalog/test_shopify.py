@@ -9,7 +9,7 @@ import pytest
 
 from baghunter.catalog.sources import RecordError, ShopifySource, SourceError
 from baghunter.config import Settings
-from baghunter.sample.server import RouteServer
+from baghunter.local.sample.server import RouteServer
 from tests.catalog.helpers import PagedRoute, json_reply
 
 FEED = "/products.json"

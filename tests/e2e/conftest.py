@@ -19,7 +19,7 @@ from pathlib import Path
 import httpx
 import psutil
 
-from baghunter.stack import STOP_GRACE_S
+from baghunter.local.stack import STOP_GRACE_S
 
 READY_BUDGET_S = 240.0  # two busy cores start several servers; usually about a minute
 # The stack allows its services STOP_GRACE_S to stop, then kills them: that, and a margin.
@@ -77,7 +77,7 @@ class Stack:
 _RUN = """
 import sys
 from baghunter.config import get_settings
-from baghunter.stack import Watch, run_stack
+from baghunter.local.stack import Watch, run_stack
 sys.exit(run_stack(get_settings(), airflow_port={airflow}, mlflow_port={mlflow},
                    serve_port={serving}, ready_timeout_s={budget}, watch=Watch({watch})))
 """

@@ -16,8 +16,8 @@ from typer.testing import CliRunner
 from baghunter.cli import app
 from baghunter.config import Settings
 from baghunter.engines.checks import recorded_checks
-from baghunter.sample.catalog import SampleCatalog
-from baghunter.sample.server import RouteServer
+from baghunter.local.sample.catalog import SampleCatalog
+from baghunter.local.sample.server import RouteServer
 
 pytestmark = [pytest.mark.airflow, pytest.mark.slow]
 

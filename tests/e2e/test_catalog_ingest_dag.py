@@ -6,8 +6,8 @@ import pytest
 
 from baghunter.catalog.stats import catalog_stats
 from baghunter.config import Settings
-from baghunter.sample.catalog import SampleCatalog
-from baghunter.sample.server import RouteServer
+from baghunter.local.sample.catalog import SampleCatalog
+from baghunter.local.sample.server import RouteServer
 from baghunter.store import open_store
 from tests.test_cli_ingest import _assert_relisting_grouped
 

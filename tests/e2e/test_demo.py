@@ -67,7 +67,7 @@ def _demo(home: Path, port: int) -> dict:
 def _paused_dags(home: Path) -> dict[str, bool]:
     """``airflow dags list`` on the demo's Airflow home, as an operator would run it."""
     from baghunter.config import Settings
-    from baghunter.demo import airflow_env
+    from baghunter.local.demo import airflow_env
 
     env = airflow_env(Settings(home=home))
     listed = subprocess.run(
@@ -158,7 +158,7 @@ def test_demo_runs_the_pipeline_and_reuses_it(demo_runs: DemoRuns) -> None:
     assert not any(paused.values()), paused
     # The home remembers the demo's choices: a scheduled run trains the same way, offline.
     from baghunter.config import Settings
-    from baghunter.demo import DEMO_ATTRIBUTES, DEMO_MIN_COUNT
+    from baghunter.local.demo import DEMO_ATTRIBUTES, DEMO_MIN_COUNT
     from baghunter.training.train import train_config
 
     remembered = Settings(home=home)

@@ -25,9 +25,9 @@ import psutil
 import pytest
 
 from baghunter.config import Settings
-from baghunter.sample.catalog import SampleCatalog
-from baghunter.sample.server import RouteServer
-from baghunter.stack import (
+from baghunter.local.sample.catalog import SampleCatalog
+from baghunter.local.sample.server import RouteServer
+from baghunter.local.stack import (
     DAGS,
     StackError,
     StackPlan,
@@ -88,7 +88,7 @@ def test_a_demo_home_gets_its_sample_catalog_served_again(settings: Settings) ->
     from typer.testing import CliRunner
 
     from baghunter.cli import app
-    from baghunter.sample.catalog import SampleCatalogRecord
+    from baghunter.local.sample.catalog import SampleCatalogRecord
 
     assert _plan(settings).sample is None  # a home the demo never filled: no catalog
     SampleCatalogRecord(seed=5, brands=3, per_brand=30, port=18765).save(settings.home)
@@ -255,7 +255,7 @@ def test_a_dead_service_is_restarted_then_given_up_on(tmp_path: Path) -> None:
 
     from rich.console import Console
 
-    from baghunter.stack import Running, Service, Watch, _start, _stop_all, _supervise
+    from baghunter.local.stack import Running, Service, Watch, _start, _stop_all, _supervise
 
     port = free_port()
     service = Service(

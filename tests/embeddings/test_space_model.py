@@ -24,7 +24,7 @@ from baghunter.embeddings.model import (
     engine_file,
 )
 from baghunter.embeddings.pipeline import embed_catalog, vector_store
-from baghunter.sample.catalog import BRANDS, render_bag
+from baghunter.local.sample.catalog import BRANDS, render_bag
 from baghunter.store import open_store
 
 SPEC = EmbedderSpec(backbone="scratch", weights="none", image_size=32)

@@ -20,7 +20,7 @@ from baghunter.config import Settings
 from baghunter.images.cas import ContentStore
 from baghunter.images.download import ImageDownloader
 from baghunter.images.phash import hamming, phash
-from baghunter.sample.server import Reply, Request, Route, RouteServer
+from baghunter.local.sample.server import Reply, Request, Route, RouteServer
 
 from .synthetic import encode, png_bomb, scene
 

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from baghunter import registry
 from baghunter.cli import app
 from baghunter.config import Settings, get_settings
-from baghunter.sample.styles import write_styles_catalog
+from baghunter.local.sample.styles import write_styles_catalog
 from tests.conftest import REPO
 from tests.serving.conftest import Service, assert_error, running_service
 

@@ -13,7 +13,7 @@ from typer.testing import CliRunner
 from baghunter.cli import app
 from baghunter.config import Settings
 from baghunter.embeddings.pipeline import embed_catalog
-from baghunter.sample.catalog import BRANDS, render_bag
+from baghunter.local.sample.catalog import BRANDS, render_bag
 from baghunter.similar.index import build_index
 from baghunter.store import open_store
 from tests.serving.conftest import Service, assert_error, photo, running_service

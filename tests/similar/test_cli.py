@@ -12,7 +12,7 @@ from baghunter.cli import app
 from baghunter.config import Settings
 from baghunter.embeddings.model import Embedder
 from baghunter.embeddings.pipeline import embed_catalog
-from baghunter.sample.catalog import BRANDS, render_bag
+from baghunter.local.sample.catalog import BRANDS, render_bag
 from baghunter.similar.index import SimilarIndex, build_index, default_index_dir
 from baghunter.store import open_store
 

@@ -17,7 +17,7 @@ from baghunter.config import Settings
 from baghunter.embeddings.model import Embedder
 from baghunter.embeddings.pipeline import embed_catalog
 from baghunter.images.phash import phash
-from baghunter.sample.catalog import BRANDS, render_bag
+from baghunter.local.sample.catalog import BRANDS, render_bag
 from baghunter.similar.duplicates import DuplicateRules, group_images
 from baghunter.similar.index import SimilarIndex
 from baghunter.store import open_store

@@ -12,7 +12,7 @@ from typer.testing import CliRunner
 
 from baghunter.cli import app
 from baghunter.config import Settings
-from baghunter.sample.catalog import BRANDS, render_bag
+from baghunter.local.sample.catalog import BRANDS, render_bag
 from baghunter.similar.matching import mean_f1
 
 from .copies import TRANSFORMS, transformed

@@ -10,7 +10,7 @@ from typing import Annotated, Any
 
 import typer
 
-from baghunter.cli import JsonFlag, _emit, _print_json, _store, err, out
+from baghunter.cli.common import JsonFlag, emit, err, out, print_json, store_or_exit
 from baghunter.config import get_settings
 
 audit_app: typer.Typer = typer.Typer(
@@ -44,7 +44,7 @@ def summary(ctx: typer.Context, as_json: JsonFlag = False, examples: Examples = 
     if ctx.invoked_subcommand is not None:
         return
     settings = get_settings()
-    with _store(settings) as store:
+    with store_or_exit(settings) as store:
         per_field = store.audit_summary()
         payload: dict[str, Any] = {
             "findings": sum(entry["findings"] for entry in per_field.values()),
@@ -60,7 +60,7 @@ def summary(ctx: typer.Context, as_json: JsonFlag = False, examples: Examples = 
             },
         }
     if as_json:
-        _print_json(payload)
+        print_json(payload)
         return
     if not per_field:
         out.print("no audit findings (run `baghunter audit run`)")
@@ -121,7 +121,7 @@ def run(
     if unknown:
         err.print(f"[red]unknown part {unknown}: choose from {list(PARTS)}[/red]")
         raise typer.Exit(2)
-    with _store(settings) as store:
+    with store_or_exit(settings) as store:
         report = audit_catalog(
             store,
             settings,
@@ -132,4 +132,4 @@ def run(
         )
     for note in report.notes:
         err.print(f"[yellow]{note}[/yellow]")
-    _emit(report.to_dict(), as_json, "listing audit")
+    emit(report.to_dict(), as_json, "listing audit")

@@ -7,16 +7,16 @@ from typing import Annotated
 
 import typer
 
-from baghunter.cli import (
+from baghunter.cli.common import (
     Backbone,
     EmbedSize,
     JsonFlag,
     Weights,
-    _emit,
-    _print_json,
-    _store,
     counting_progress,
+    emit,
     err,
+    print_json,
+    store_or_exit,
 )
 from baghunter.config import get_settings
 
@@ -75,7 +75,7 @@ def train(
             min_count=min_count or settings.attribute_min_count,
             seed=seed,
         )
-        with _store(settings) as store:
+        with store_or_exit(settings) as store:
             try:
                 dataset = build_dataset(store, settings, config)
             except DatasetError as exc:
@@ -98,7 +98,7 @@ def train(
             embedder=Embedder(spec),
             progress=advanced,
         )
-    _emit(summary.to_dict(), as_json, "attribute training")
+    emit(summary.to_dict(), as_json, "attribute training")
 
 
 @attributes_app.command("evaluate")
@@ -129,11 +129,11 @@ def evaluate(
             err.print(f"[red]{exc}[/red]")
             raise typer.Exit(2) from exc
     if as_json:
-        _print_json(result)
+        print_json(result)
         return
     rows = {
         name: f"accuracy {s['accuracy']:.3f}  macro-F1 {s['macro_f1']:.3f}  "
         f"majority {s['majority_baseline']:.3f}  n {s['n']}  coverage {s['coverage']:.2f}"
         for name, s in result["attributes"].items()
     }
-    _emit({**rows, "images": result["images"]}, False, "attributes")
+    emit({**rows, "images": result["images"]}, False, "attributes")

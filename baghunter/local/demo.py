@@ -36,10 +36,10 @@ from rich.console import Console
 from rich.table import Table
 
 from baghunter.config import Settings, remember
+from baghunter.local.sample.catalog import SampleCatalog, SampleCatalogRecord
+from baghunter.local.sample.server import RouteServer
+from baghunter.local.stack import DAGS, PLUGINS, find_project_folder
 from baghunter.orchestration.sqlite import SETTING as SQLITE_CONNECT_ARGS
-from baghunter.sample.catalog import SampleCatalog, SampleCatalogRecord
-from baghunter.sample.server import RouteServer
-from baghunter.stack import DAGS, PLUGINS, find_project_folder
 
 # Training settings that fit a 2-core CPU in a few minutes. VGG16's input size follows the
 # sample's photos (and the shared embedding's size is tried too); the from-scratch

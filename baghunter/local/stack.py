@@ -37,8 +37,8 @@ from rich.table import Table
 from rich.text import Text
 
 from baghunter.config import Settings
+from baghunter.local.sample.catalog import SampleCatalogRecord
 from baghunter.orchestration.sqlite import SETTING as SQLITE_CONNECT_ARGS
-from baghunter.sample.catalog import SampleCatalogRecord
 
 log = logging.getLogger(__name__)
 
@@ -182,7 +182,7 @@ def find_project_folder(name: str, marker: str, roots: Sequence[Path] | None = N
     package is installed in editable mode.
     """
     if roots is None:
-        roots = (Path.cwd(), Path(__file__).resolve().parents[1])
+        roots = (Path.cwd(), Path(__file__).resolve().parents[2])
     for root in roots:
         folder = root / name
         if (folder / marker).is_file():

@@ -24,7 +24,7 @@ from typing import Any, ClassVar
 
 from PIL import Image, ImageDraw, ImageFilter
 
-from baghunter.sample.server import Reply, Request, Route
+from baghunter.local.sample.server import Reply, Request, Route
 
 
 @dataclass(frozen=True)
@@ -196,7 +196,7 @@ class SampleCatalog:
         }
 
     def routes(self, base_url: str) -> dict[str, Route]:
-        """Routes for :class:`~baghunter.sample.server.RouteServer`."""
+        """Routes for :class:`~baghunter.local.sample.server.RouteServer`."""
         records = self.listings(base_url)
         page_size = self.page_size
 

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 
-from baghunter.cli import JsonFlag, Weights, _emit, _print_json, _store, err, out
+from baghunter.cli.common import JsonFlag, Weights, emit, err, out, print_json, store_or_exit
 from baghunter.config import Settings, get_settings
 
 if TYPE_CHECKING:
@@ -52,12 +52,12 @@ def build(
     from baghunter.similar.index import EmptyIndexError, build_index
 
     settings = _settings(weights)
-    with _store(settings) as store:
+    with store_or_exit(settings) as store:
         try:
             report = build_index(store, settings, engine=engine)
         except (EmptyIndexError, ValueError, FileNotFoundError) as exc:
             raise _fail(str(exc)) from exc
-    _emit(report, as_json, "similar-product index")
+    emit(report, as_json, "similar-product index")
 
 
 @similar_app.command("query")
@@ -97,7 +97,7 @@ def query(
         raise _fail(str(exc)) from exc
     rows: list[dict[str, Any]] = [match.to_dict() for match in matches]
     if as_json:
-        _print_json({"space": index.space, "engine": index.engine, "matches": rows})
+        print_json({"space": index.space, "engine": index.engine, "matches": rows})
         return
     for row in rows:
         out.print(f"{row['score']:.3f}  {row['brand'] or '-'}  {row['title'] or row['source_id']}")
@@ -114,12 +114,12 @@ def dedupe(
 
     settings = _settings(weights)
     rules = _rules(settings, min_cosine)
-    with _store(settings) as store:
+    with store_or_exit(settings) as store:
         try:
             report = dedupe_catalog(store, settings, rules=rules)
         except (ValueError, FileNotFoundError) as exc:
             raise _fail(str(exc)) from exc
-    _emit(report, as_json, "near-duplicates")
+    emit(report, as_json, "near-duplicates")
 
 
 @similar_app.command("evaluate-groups")
@@ -143,7 +143,7 @@ def evaluate_groups(
     except (SourceError, ValueError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from exc
     if as_json:
-        _print_json(report)
+        print_json(report)
         return
     out.print(
         f"{report['scored']} postings in {report['label_groups']} label groups; "

@@ -4,21 +4,19 @@ from __future__ import annotations
 
 import typer
 
-from baghunter.cli import (
+from baghunter.cli.common import (
     Backbone,
     EmbedSize,
     JsonFlag,
     Weights,
-    _emit,
-    _store,
-    app,
     counting_progress,
+    emit,
     err,
+    store_or_exit,
 )
 from baghunter.config import get_settings
 
 
-@app.command("embed")
 def embed(
     backbone: Backbone = None,
     weights: Weights = None,
@@ -36,11 +34,11 @@ def embed(
     except (ValueError, FileNotFoundError) as exc:
         err.print(f"[red]{exc}[/red]")
         raise typer.Exit(2) from exc
-    with _store(settings) as store, counting_progress("embed") as progress:
+    with store_or_exit(settings) as store, counting_progress("embed") as progress:
         bar = progress.add_task("embed", total=None)
 
         def advanced(done: int, total: int) -> None:
             progress.update(bar, completed=done, total=total)
 
         report = embed_catalog(store, settings, spec=spec, progress=advanced)
-    _emit(report.to_dict(), as_json, "embeddings")
+    emit(report.to_dict(), as_json, "embeddings")

@@ -9,7 +9,7 @@ model can do no better than the majority class on them (a built-in honesty check
 
 The file has the ten ``styles.csv`` columns plus a ``pattern`` column (an extra column is
 allowed by the CSV source and ignored by ingestion). Photos are ``<id>.jpg`` in a folder,
-drawn with :func:`baghunter.sample.catalog.render_bag`. Everything follows from the seed.
+drawn with :func:`baghunter.local.sample.catalog.render_bag`. Everything follows from the seed.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import random
 from dataclasses import dataclass
 from pathlib import Path
 
-from baghunter.sample.catalog import BrandLook, render_bag
+from baghunter.local.sample.catalog import BrandLook, render_bag
 
 COLUMNS = (
     "id", "gender", "masterCategory", "subCategory", "articleType",
