@@ -10,24 +10,23 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from typing import Any
-from urllib.parse import urljoin, urlsplit
+from urllib.parse import urljoin
 
 import httpx
 
 from baghunter.catalog.schema import Product, clean_text
-from baghunter.catalog.sources.base import Page, RecordError
+from baghunter.catalog.sources.base import RecordError
 from baghunter.catalog.sources.fields import name_of, parse_price, remote_image_urls, require_id
-from baghunter.catalog.sources.http import PageFetcher, Sleep, page_error
-from baghunter.config import Settings, get_settings
+from baghunter.catalog.sources.http import HttpSource, Sleep
+from baghunter.config import Settings
 
 log = logging.getLogger(__name__)
 
 DEFAULT_PAGE_SIZE = 100
 
 
-class FarfetchSource:
+class FarfetchSource(HttpSource):
     """A listing API read page by page from ``url``.
 
     Paging stops at ``totalPages`` when the API reports it, otherwise at the first empty
@@ -35,6 +34,9 @@ class FarfetchSource:
     """
 
     kind = "farfetch"
+    shape = (
+        "an object with a list of product objects under 'products', 'items' or 'listingItems.items'"
+    )
 
     def __init__(
         self,
@@ -48,38 +50,24 @@ class FarfetchSource:
     ) -> None:
         if page_size < 1:
             raise ValueError(f"page_size must be positive, not {page_size}")
-        host = urlsplit(url).netloc
-        if not host:
-            raise ValueError(f"not an http(s) listing URL: {url!r}")
-        self.url = url.strip()
-        self.name = name or f"farfetch:{host}"
-        self.page_size = page_size
-        self._settings = settings or get_settings()
-        self._client = client
-        self._sleep = sleep
+        super().__init__(
+            url.strip(),
+            name=name,
+            page_size=page_size,
+            settings=settings,
+            client=client,
+            sleep=sleep,
+        )
 
-    def pages(self, max_pages: int | None = None) -> Iterator[Page]:
-        with PageFetcher(self._settings, client=self._client, sleep=self._sleep) as fetcher:
-            number = 1
-            while max_pages is None or number <= max_pages:
-                params = {"page": number, "pageSize": self.page_size}
-                body = fetcher.get_json(self.url, params, page=number)
-                records = _listing(body)
-                if records is None:
-                    raise page_error(
-                        self.url,
-                        number,
-                        "expected an object with a list of product objects under "
-                        "'products', 'items' or 'listingItems.items'",
-                    )
-                if not records:
-                    log.debug("%s: page %d is empty, end of catalog", self.name, number)
-                    return
-                yield Page(number=number, records=records)
-                total = body.get("totalPages")
-                if isinstance(total, int) and not isinstance(total, bool) and number >= total:
-                    return
-                number += 1
+    def page_params(self, number: int) -> dict[str, str | int]:
+        return {"page": number, "pageSize": self.page_size}
+
+    def page_records(self, body: Any) -> list[dict[str, Any]] | None:
+        return _listing(body)
+
+    def last_page(self, body: Any, number: int) -> bool:
+        total = body.get("totalPages")
+        return isinstance(total, int) and not isinstance(total, bool) and number >= total
 
     def normalize(self, record: dict[str, Any]) -> Product:
         source_id = require_id(record, "id")

@@ -12,14 +12,15 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from types import TracebackType
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 
-from baghunter.catalog.sources.base import SourceError
-from baghunter.config import Settings
+from baghunter.catalog.sources.base import Page, SourceError
+from baghunter.config import Settings, get_settings
 from baghunter.net import (
     FetchPolicy,
     FetchRefused,
@@ -132,3 +133,61 @@ class PageFetcher:
             if len(body) > limit:
                 return None
         return bytes(body)
+
+
+class HttpSource:
+    """A remote catalog API read page by page: what Shopify and Farfetch-style feeds share.
+
+    A subclass names its ``kind``, how a page is requested (:meth:`page_params`), where
+    its records are (:meth:`page_records`: None for a page of the wrong shape) and, if
+    the API says so, when the last page was read (:meth:`last_page`). Paging stops at the
+    first empty page otherwise, or after ``max_pages``.
+    """
+
+    kind = "http"
+    shape = "a list of product objects"  # what a page must hold, for the error message
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        name: str | None,
+        page_size: int,
+        settings: Settings | None,
+        client: httpx.Client | None,
+        sleep: Sleep,
+    ) -> None:
+        host = urlsplit(url).netloc
+        if not host:
+            raise ValueError(f"not an http(s) {self.kind} URL: {url!r}")
+        self.url = url
+        self.name = name or f"{self.kind}:{host}"
+        self.page_size = page_size
+        self._settings = settings or get_settings()
+        self._client = client
+        self._sleep = sleep
+
+    def page_params(self, number: int) -> dict[str, str | int]:
+        raise NotImplementedError
+
+    def page_records(self, body: Any) -> list[dict[str, Any]] | None:
+        raise NotImplementedError
+
+    def last_page(self, body: Any, number: int) -> bool:
+        return False
+
+    def pages(self, max_pages: int | None = None) -> Iterator[Page]:
+        with PageFetcher(self._settings, client=self._client, sleep=self._sleep) as fetcher:
+            number = 1
+            while max_pages is None or number <= max_pages:
+                body = fetcher.get_json(self.url, self.page_params(number), page=number)
+                records = self.page_records(body)
+                if records is None:
+                    raise page_error(self.url, number, f"expected {self.shape}")
+                if not records:
+                    log.debug("%s: page %d is empty, end of catalog", self.name, number)
+                    return
+                yield Page(number=number, records=records)
+                if self.last_page(body, number):
+                    return
+                number += 1

@@ -8,22 +8,21 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator
 from typing import Any
 from urllib.parse import urlsplit
 
 import httpx
 
 from baghunter.catalog.schema import Product, clean_text
-from baghunter.catalog.sources.base import Page, RecordError
+from baghunter.catalog.sources.base import RecordError
 from baghunter.catalog.sources.fields import (
     parse_datetime,
     parse_price,
     remote_image_urls,
     require_id,
 )
-from baghunter.catalog.sources.http import PageFetcher, Sleep, page_error
-from baghunter.config import Settings, get_settings
+from baghunter.catalog.sources.http import HttpSource, Sleep
+from baghunter.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +30,7 @@ FEED_PATH = "/products.json"
 MAX_PAGE_SIZE = 250  # Shopify silently caps larger limits
 
 
-class ShopifySource:
+class ShopifySource(HttpSource):
     """A shop's catalog, read from ``{base_url}/products.json``.
 
     ``base_url`` may be the shop (``https://shop.example.com``), a collection
@@ -39,6 +38,7 @@ class ShopifySource:
     """
 
     kind = "shopify"
+    shape = "an object with a 'products' list"
 
     def __init__(
         self,
@@ -55,34 +55,28 @@ class ShopifySource:
             raise ValueError(f"page_size must be between 1 and {MAX_PAGE_SIZE}, not {page_size}")
         base = base_url.strip().rstrip("/")
         base = base.removesuffix(FEED_PATH).rstrip("/")
-        host = urlsplit(base).netloc
-        if not host:
+        if not urlsplit(base).netloc:
             raise ValueError(f"not an http(s) shop URL: {base_url!r}")
         self.base_url = base
         self.feed_url = base + FEED_PATH
-        self.name = name or f"shopify:{host}"
-        self.page_size = page_size
         self.currency = currency
-        self._settings = settings or get_settings()
-        self._client = client
-        self._sleep = sleep
+        super().__init__(
+            self.feed_url,
+            name=name,
+            page_size=page_size,
+            settings=settings,
+            client=client,
+            sleep=sleep,
+        )
 
-    def pages(self, max_pages: int | None = None) -> Iterator[Page]:
-        with PageFetcher(self._settings, client=self._client, sleep=self._sleep) as fetcher:
-            number = 1
-            while max_pages is None or number <= max_pages:
-                params = {"limit": self.page_size, "page": number}
-                body = fetcher.get_json(self.feed_url, params, page=number)
-                products = body.get("products") if isinstance(body, dict) else None
-                if not isinstance(products, list) or not all(isinstance(p, dict) for p in products):
-                    raise page_error(
-                        self.feed_url, number, "expected an object with a 'products' list"
-                    )
-                if not products:
-                    log.debug("%s: page %d is empty, end of catalog", self.name, number)
-                    return
-                yield Page(number=number, records=products)
-                number += 1
+    def page_params(self, number: int) -> dict[str, str | int]:
+        return {"limit": self.page_size, "page": number}
+
+    def page_records(self, body: Any) -> list[dict[str, Any]] | None:
+        products = body.get("products") if isinstance(body, dict) else None
+        if not isinstance(products, list) or not all(isinstance(p, dict) for p in products):
+            return None
+        return products
 
     def normalize(self, record: dict[str, Any]) -> Product:
         source_id = require_id(record, "id")
