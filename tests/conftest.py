@@ -54,6 +54,32 @@ def airflow_db() -> Path:
     return Path(os.environ["AIRFLOW_HOME"])
 
 
+MONGO_URI_ENV = "BAGHUNTER_TEST_MONGO_URI"
+
+
+@pytest.fixture(scope="session")
+def mongo_uri() -> Iterator[str]:
+    """A MongoDB-wire server for the mongo tier.
+
+    ``BAGHUNTER_TEST_MONGO_URI`` when set (a real MongoDB), else SecantusDB (a MongoDB-wire
+    server on WiredTiger, a test dependency) started in memory on a free port of
+    127.0.0.1 for the session.
+    """
+    uri = os.environ.get(MONGO_URI_ENV)
+    if uri:
+        yield uri
+        return
+    secantus = pytest.importorskip(
+        "secantus", reason=f"no MongoDB-wire server: install SecantusDB or set {MONGO_URI_ENV}"
+    )
+    server = secantus.SecantusDBServer(storage_path=":memory:")
+    server.start()
+    try:
+        yield str(server.uri)
+    finally:
+        server.stop()
+
+
 @pytest.fixture
 def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settings]:
     """Settings for an isolated data home with the embedded store and fast retries.

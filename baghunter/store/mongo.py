@@ -88,8 +88,13 @@ def product_ops(
 
 
 def _result_fields(result: ImageResult) -> Document:
-    """An image result's stored fields (all but the key ``url``), status as plain text."""
-    fields = result.model_dump(mode="python", exclude={"url"})
+    """An image result's stored fields (all but the key ``url``), status as plain text.
+
+    ``local_fault`` is not one: a result caused by this machine (a full disk) is never
+    recorded (``images.sync``), so no stored image carries it (the embedded store's
+    columns do not have it either).
+    """
+    fields = result.model_dump(mode="python", exclude={"url", "local_fault"})
     fields["status"] = result.status.value
     return fields
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 import pytest
 
 from baghunter.catalog.stats import catalog_stats
@@ -88,3 +90,39 @@ def test_run_without_a_source_fails_at_once(ingest_dag, settings: Settings) -> N
     assert run.state == "failed"
     assert states["plan"] == "failed"
     assert states["download_images"] == "upstream_failed"
+
+
+def test_ingest_through_the_mongo_default_connection(
+    ingest_dag,
+    settings: Settings,
+    sample_catalog: SampleCatalog,
+    catalog_server: RouteServer,
+    mongo_uri: str,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A deployment's path: the tasks reach MongoDB through Airflow's ``mongo_default``."""
+    from pymongo import MongoClient
+
+    from baghunter.config import get_settings
+    from baghunter.store import MongoStore
+
+    database = f"baghunter_dag_{uuid.uuid4().hex[:8]}"
+    host = mongo_uri.removeprefix("mongodb://").strip("/")
+    monkeypatch.setenv("AIRFLOW_CONN_MONGO_DEFAULT", f"mongo://{host}/{database}")
+    monkeypatch.setenv("BAGHUNTER_STORE", "mongo")
+    get_settings.cache_clear()
+    conf = {"kind": "farfetch", "location": catalog_server.url("/api/listings")}
+    _run(ingest_dag, conf)
+
+    client: MongoClient = MongoClient(mongo_uri, serverSelectionTimeoutMS=5000)
+    try:
+        with MongoStore(client, database) as store:
+            stats = catalog_stats(store)
+        n_good = len(sample_catalog.products)
+        assert stats["products"] == n_good + 3
+        assert stats["images"] == {"ok": n_good + 1, "failed": 2, "pending": 0}
+        # Nothing went to the embedded store.
+        assert not (settings.home / "catalog.sqlite").exists()
+    finally:
+        client.drop_database(database)
+        client.close()

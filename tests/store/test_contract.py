@@ -1,14 +1,14 @@
 """The catalog store contract, run against every engine.
 
 Each test takes the ``store`` fixture, which is parametrized over the engines: the
-embedded SQLite store always, MongoDB when ``BAGHUNTER_TEST_MONGO_URI`` points at a server
-(each test then gets a database of its own, dropped afterwards). Engine-specific checks
+embedded SQLite store always, and MongoDB: the server ``BAGHUNTER_TEST_MONGO_URI`` points at,
+else SecantusDB, a MongoDB-wire server the tests start (each test gets a database of its
+own, dropped afterwards). Engine-specific checks
 (persistence of the embedded file, unreachable servers, ``open_store``) follow at the end.
 """
 
 from __future__ import annotations
 
-import os
 import sqlite3
 import time
 import uuid
@@ -32,8 +32,6 @@ from baghunter.store import (
 )
 from baghunter.store.base import AuditRecord
 
-MONGO_URI_ENV = "BAGHUNTER_TEST_MONGO_URI"
-
 # Whole seconds: both engines must hand these back exactly.
 T0 = datetime(2024, 3, 1, 8, 0, tzinfo=UTC)
 T1 = T0 + timedelta(days=1)
@@ -43,11 +41,8 @@ SOURCE = "shopify:shop.example.com"
 
 
 @pytest.fixture(scope="session")
-def mongo_client() -> Iterator[MongoClient[dict[str, Any]]]:
-    uri = os.environ.get(MONGO_URI_ENV)
-    if not uri:
-        pytest.skip(f"MongoDB engine not tested: set {MONGO_URI_ENV} to a server's URI")
-    client: MongoClient[dict[str, Any]] = MongoClient(uri, serverSelectionTimeoutMS=5000)
+def mongo_client(mongo_uri: str) -> Iterator[MongoClient[dict[str, Any]]]:
+    client: MongoClient[dict[str, Any]] = MongoClient(mongo_uri, serverSelectionTimeoutMS=5000)
     yield client
     client.close()
 
