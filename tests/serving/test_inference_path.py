@@ -50,7 +50,7 @@ def test_every_entry_point_runs_the_model_through_the_predictor(
 
     # The listing audit loads the brand champion as a predictor and scores files with it.
     notes: list[str] = []
-    predictor = audit_run._load_brand_model(champion.uri, notes)
+    predictor = audit_run._load_brand_model(champion.uri, "auto", notes)  # the default engine
     assert isinstance(predictor, BrandPredictor) and not notes
     before = len(calls)
     probs = predictor.file_probabilities([str(folder / "r.png")])
