@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Annotated
+
 import typer
 
 from baghunter.cli.common import (
@@ -21,6 +23,14 @@ def embed(
     backbone: Backbone = None,
     weights: Weights = None,
     image_size: EmbedSize = None,
+    ray: Annotated[bool, typer.Option("--ray", help="Compute the vectors on Ray Data.")] = False,
+    ray_address: Annotated[
+        str,
+        typer.Option(
+            help="With --ray: a cluster's address (ray://head:10001, auto), or local: a Ray "
+            "started on this machine for the run."
+        ),
+    ] = "local",
     as_json: JsonFlag = False,
 ) -> None:
     """Embed every ok catalog image that has no vector yet (a re-run embeds nothing)."""
@@ -40,5 +50,6 @@ def embed(
         def advanced(done: int, total: int) -> None:
             progress.update(bar, completed=done, total=total)
 
-        report = embed_catalog(store, settings, spec=spec, progress=advanced)
+        address = ray_address if ray else None
+        report = embed_catalog(store, settings, spec=spec, progress=advanced, ray_address=address)
     emit(report.to_dict(), as_json, "embeddings")

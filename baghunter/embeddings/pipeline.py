@@ -95,16 +95,26 @@ def embed_catalog(
     spec: EmbedderSpec | None = None,
     embedder: Embedder | None = None,
     progress: Callable[[int, int], None] | None = None,
+    ray_address: str | None = None,
 ) -> EmbedReport:
     """Embed every ok image of the catalog that has no vector in the space yet.
 
     ``progress(done, total)`` is called after each batch (the CLI draws a bar with it).
-    Pass ``embedder`` to reuse an already built model (tests, long-lived workers).
+    Pass ``embedder`` to reuse an already built model (tests, long-lived workers), and
+    ``ray_address`` to compute the vectors on Ray (:mod:`.distributed`; ``local``: Ray
+    started on this machine).
     """
     started = time.perf_counter()
     embedder = embedder or Embedder(spec or EmbedderSpec.from_settings(settings))
     paths = catalog_image_paths(store, settings.images_dir)
-    computed = embed_missing(embedder, settings, paths, progress)
+    if ray_address is not None:
+        from baghunter.embeddings.distributed import embed_missing_on_ray
+
+        computed = embed_missing_on_ray(
+            embedder, settings, paths, address=ray_address, progress=progress
+        )
+    else:
+        computed = embed_missing(embedder, settings, paths, progress)
     result = EmbedReport(
         space=embedder.space,
         images=len(paths),

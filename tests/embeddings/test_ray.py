@@ -1,0 +1,50 @@
+"""Catalog-wide embedding on Ray Data (a local Ray): the single-process stage's vectors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from baghunter.cli import app
+from baghunter.config import Settings
+from baghunter.embeddings.model import Embedder
+from baghunter.embeddings.pipeline import vector_store
+from baghunter.local.sample.catalog import BRANDS, render_bag
+
+pytest.importorskip("ray")
+pytestmark = pytest.mark.slow
+
+SCRATCH = ["--backbone", "scratch", "--image-size", "32"]
+
+
+def test_ray_embeds_the_catalog_to_the_single_process_vectors(
+    settings: Settings, tmp_path: Path
+) -> None:
+    folder = tmp_path / "catalog"
+    for look in BRANDS[:3]:
+        (folder / look.name).mkdir(parents=True)
+        for i in range(4):
+            (folder / look.name / f"{i}.jpg").write_bytes(render_bag(look, seed=i, size=56))
+    result = CliRunner().invoke(app, ["ingest", "folder", str(folder), "--json"])
+    assert result.exit_code == 0, result.output
+
+    first = CliRunner().invoke(app, ["embed", *SCRATCH, "--ray", "--json"])
+    assert first.exit_code == 0, first.output
+    report = json.loads(first.stdout)
+    assert report["computed"] == report["images"] == 12
+
+    # The same photos through the single-process path, with the space's own embedder.
+    store = vector_store(settings, report["space"])
+    shas, on_ray = store.load()
+    files = {p.stem: str(p) for p in settings.images_dir.rglob("*.*") if p.is_file()}
+    here = Embedder.load(store.directory).embed_files([files[sha] for sha in shas])
+    np.testing.assert_allclose(on_ray, here, rtol=1e-5, atol=1e-6)
+
+    # Idempotent like the single-process stage: nothing new, nothing computed (no Ray).
+    again = CliRunner().invoke(app, ["embed", *SCRATCH, "--ray", "--json"])
+    assert again.exit_code == 0, again.output
+    assert json.loads(again.stdout)["computed"] == 0
