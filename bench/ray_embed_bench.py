@@ -41,7 +41,7 @@ def main() -> None:
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     import ray
 
-    from baghunter.embeddings.distributed import LOCAL, init_options, embed_missing_on_ray
+    from baghunter.embeddings.distributed import LOCAL, embed_missing_on_ray, init_options
     from baghunter.embeddings.model import Embedder, EmbedderSpec
     from baghunter.embeddings.pipeline import embed_missing, vector_store
 
