@@ -110,6 +110,24 @@ class Settings(BaseSettings):
         '{"backbone": "scratch", "image_size": 32} (the demo remembers its own).',
     )
 
+    # --- where training runs (Airflow workers) ------------------------------------------
+    train_queue: str = Field(
+        default="default",
+        description="Celery queue of the DAGs' train tasks, e.g. 'gpu' for the GPU workers.",
+    )
+    train_pool: str = Field(default="default_pool", description="Airflow pool of the train tasks.")
+    train_gpus: int = Field(
+        default=0,
+        ge=0,
+        description="GPUs a train task's pod asks for under the KubernetesExecutor "
+        "(nvidia.com/gpu); 0 adds no pod override.",
+    )
+    train_node_selector: dict[str, str] = Field(
+        default_factory=dict,
+        description="Node labels a train task's pod must match under the KubernetesExecutor, "
+        'as JSON, e.g. {"cloud.google.com/gke-accelerator": "nvidia-l4"}.',
+    )
+
     # --- visual features, attributes, audit, similar search ----------------------------
     embed_backbone: str = Field(
         default="vgg16", description="Backbone whose pooled features every stage shares."

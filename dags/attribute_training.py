@@ -18,6 +18,7 @@ model in production.
    if the new version is better (mean macro-F1, ties broken by mean accuracy).
 
 Runs whenever `image_features` updates `baghunter://features`, and at least quarterly.
+The train task goes where brand training's does (`BAGHUNTER_TRAIN_QUEUE`, `..._GPUS`).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from airflow.timetables.trigger import CronTriggerTimetable
 
 from baghunter.orchestration.assets import ATTRIBUTE_MODEL as MODEL
 from baghunter.orchestration.assets import FEATURES
+from baghunter.orchestration.placement import train_task_options
 
 
 @dag(
@@ -69,7 +71,7 @@ def attribute_training() -> None:
 
         return attributes.build_dataset(dict(params or {}), get_settings())
 
-    @task(execution_timeout=timedelta(hours=6))
+    @task(execution_timeout=timedelta(hours=6), **train_task_options())
     def train(dataset: str, params: dict[str, Any] | None = None, ti: Any = None) -> str:
         from baghunter.config import get_settings
         from baghunter.orchestration import attributes, training

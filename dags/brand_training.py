@@ -21,12 +21,12 @@ better than the model in production.
    only if the new version is better (accuracy, ties broken by macro-F1).
 
 Runs whenever `catalog_ingest` updates `baghunter://catalog`, and at least quarterly.
-Set `BAGHUNTER_TRAIN_POOL` / `BAGHUNTER_TRAIN_QUEUE` to send training to GPU workers.
+`BAGHUNTER_TRAIN_QUEUE` sends the train task to GPU workers (`gpu` on Celery);
+`BAGHUNTER_TRAIN_GPUS` / `BAGHUNTER_TRAIN_NODE_SELECTOR` place its pod on Kubernetes.
 """
 
 from __future__ import annotations
 
-import os
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -36,6 +36,7 @@ from airflow.timetables.trigger import CronTriggerTimetable
 
 from baghunter.orchestration.assets import BRAND_MODEL as MODEL
 from baghunter.orchestration.assets import CATALOG
+from baghunter.orchestration.placement import train_task_options
 
 
 @dag(
@@ -87,11 +88,7 @@ def brand_training() -> None:
 
         return training.build_dataset(dict(params or {}), get_settings())
 
-    @task(
-        pool=os.environ.get("BAGHUNTER_TRAIN_POOL", "default_pool"),
-        queue=os.environ.get("BAGHUNTER_TRAIN_QUEUE", "default"),
-        execution_timeout=timedelta(hours=12),
-    )
+    @task(execution_timeout=timedelta(hours=12), **train_task_options())
     def train(manifest: str, params: dict[str, Any] | None = None, ti: Any = None) -> str:
         from baghunter.config import get_settings
         from baghunter.orchestration import training
