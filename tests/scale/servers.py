@@ -19,6 +19,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -54,16 +55,22 @@ def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> Non
 
 
 @contextmanager
-def process(args: list[str], port: int, what: str, log: Path, **popen) -> Iterator[None]:
-    """Run ``args`` until the block ends; its output goes to ``log`` (shown on failure)."""
+def process(
+    args: list[str], port: int | None, what: str, log: Path, **popen: Any
+) -> Iterator[subprocess.Popen[bytes]]:
+    """Run ``args`` until the block ends; its output goes to ``log`` (shown on failure).
+
+    With a ``port``, the block starts once the process listens on it.
+    """
     with log.open("wb") as out:
         proc = subprocess.Popen(args, stdout=out, stderr=subprocess.STDOUT, **popen)
     try:
         try:
-            wait_for_port(port, proc, what)
+            if port is not None:
+                wait_for_port(port, proc, what)
         except RuntimeError as exc:
             raise RuntimeError(f"{exc}; its log:\n{log.read_text()[-3000:]}") from None
-        yield
+        yield proc
     finally:
         proc.terminate()
         try:
@@ -79,13 +86,15 @@ class Postgres:
     port: int
     user: str
 
-    def create_database(self, name: str) -> str:
-        """A new, empty database; returns its SQLAlchemy URL (psycopg2 driver)."""
+    def connect(self, database: str) -> Any:
+        """A psycopg2 connection to ``database``."""
         import psycopg2
 
-        connection = psycopg2.connect(
-            host=self.host, port=self.port, user=self.user, dbname="postgres"
-        )
+        return psycopg2.connect(host=self.host, port=self.port, user=self.user, dbname=database)
+
+    def create_database(self, name: str) -> str:
+        """A new, empty database; returns its SQLAlchemy URL (psycopg2 driver)."""
+        connection = self.connect("postgres")
         connection.autocommit = True
         with connection.cursor() as cursor:
             cursor.execute(f'CREATE DATABASE "{name}"')
