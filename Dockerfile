@@ -5,12 +5,13 @@
 # `docker build --target NAME .` builds one:
 #
 #   airflow    Airflow 3 with the project and tensorflow-cpu. The scheduler's LocalExecutor
-#              runs every DAG task itself, training included, so this image must be able
-#              to train. --build-arg TENSORFLOW_VARIANT=cuda installs CUDA TensorFlow
-#              instead (docker-compose.gpu.yaml does that for the scheduler).
+#              (or, under the "celery" profile, the Celery workers) runs every DAG task,
+#              training included, so this image must be able to train.
+#              --build-arg TENSORFLOW_VARIANT=cuda installs CUDA TensorFlow instead
+#              (docker-compose.gpu.yaml does that for the scheduler and the gpu worker).
 #   serve      the recognition API (`baghunter serve`), CPU TensorFlow, non-root.
 #   train-gpu  the `baghunter` CLI with CUDA TensorFlow, for training runs outside Airflow.
-#   mlflow     MLflow tracking server and model registry, backed by PostgreSQL.
+#   mlflow     MLflow tracking server and model registry: PostgreSQL, artifacts in S3.
 #
 # Python packages are installed from lists that docker/requirements.py derives from
 # pyproject.toml, so an image cannot drift from the project's pins; the pins in this file
@@ -47,8 +48,8 @@ FROM python-base AS requirements
 WORKDIR /src
 COPY pyproject.toml docker/requirements.py ./
 RUN mkdir /reqs \
- && python requirements.py airflow train similar > /reqs/airflow-cpu.txt \
- && python requirements.py airflow train similar --cuda > /reqs/airflow-cuda.txt \
+ && python requirements.py airflow train similar celery kubernetes > /reqs/airflow-cpu.txt \
+ && python requirements.py airflow train similar celery kubernetes --cuda > /reqs/airflow-cuda.txt \
  && python requirements.py serve train:keras,tensorflow-cpu similar > /reqs/serve.txt \
  && python requirements.py train --cuda > /reqs/train-cuda.txt \
  && python requirements.py --no-base serve:mlflow > /reqs/mlflow.txt
@@ -63,15 +64,18 @@ RUN --mount=type=cache,target=/root/.cache/pip \
 
 # --- MLflow tracking server -----------------------------------------------------------------
 FROM python-base AS mlflow
-# The project does not declare a PostgreSQL driver: only the tracking server needs one.
+# The project declares neither a PostgreSQL driver nor an S3 client: only the tracking
+# server needs them (it proxies every artifact to the bucket).
 ARG PSYCOPG2_VERSION=2.9.13
+ARG BOTO3_VERSION=1.43.117
 RUN --mount=type=bind,from=requirements,source=/reqs,target=/reqs \
     --mount=type=cache,target=/root/.cache/pip \
     pip install -r /reqs/mlflow.txt "psycopg2-binary==${PSYCOPG2_VERSION}" \
+        "boto3==${BOTO3_VERSION}" \
  && pip check \
  && install -d -o baghunter -g 0 -m 2775 /mlflow/artifacts
 # Artifacts are proxied by the server (--serve-artifacts), so clients need no access to
-# this directory. The server's background job runner serves none of what this project uses
+# this directory (compose points MLFLOW_ARTIFACTS_DESTINATION at an S3 bucket instead). The server's background job runner serves none of what this project uses
 # (tracking, registry) and would start worker processes of its own; one web worker is
 # plenty for a team's registry.
 ENV MLFLOW_ARTIFACTS_DESTINATION=/mlflow/artifacts \
