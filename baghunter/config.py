@@ -43,6 +43,13 @@ class Settings(BaseSettings):
         description="Data home: embedded store, images, raw pages and local MLflow.",
     )
 
+    images_uri: str | None = Field(
+        default=None,
+        description="Where the content-addressed photos live: a folder, or any fsspec URL "
+        "such as s3://bucket/prefix (credentials and AWS_ENDPOINT_URL from the AWS_* "
+        "variables). Default: <home>/images.",
+    )
+
     # --- catalog store ---------------------------------------------------------------
     store: StoreBackend = Field(
         default="auto",
@@ -260,6 +267,20 @@ class Settings(BaseSettings):
     @property
     def images_dir(self) -> Path:
         return self.home / "images"
+
+    @property
+    def images_root(self) -> str:
+        """The photo store: ``images_uri`` when it is a URL, else a local folder's path."""
+        if self.images_uri and "://" in self.images_uri:
+            return self.images_uri.rstrip("/")
+        return str(Path(self.images_uri).expanduser() if self.images_uri else self.images_dir)
+
+    def image_location(self, relpath: str) -> str:
+        """Where the stored photo ``relpath`` (``ab/cd/<sha256>.<ext>``) is read from."""
+        root = self.images_root
+        if "://" in root:
+            return f"{root}/{relpath}"
+        return str((Path(root) / relpath).resolve())
 
     @property
     def raw_dir(self) -> Path:

@@ -158,7 +158,7 @@ def curate(store: CatalogStore, settings: Settings, config: DatasetConfig) -> At
     rows = [
         AttributeRow(
             sha256=sha,
-            path=str((settings.images_dir / by_image[sha][0].path).resolve()),
+            path=settings.image_location(by_image[sha][0].path),
             split=assignment[sha],
             group=component_of[sha],
             labels=labels[sha],

@@ -197,9 +197,8 @@ def audit_catalog(
         ]
         shas, brand_rows = _rows_by_sha([listing.sha256 for listing in judged])
         path_of = {listing.sha256: listing.path for listing in judged}
-        images = settings.images_dir
         brand_probs = brand_model.file_probabilities(
-            [str(images / path_of[sha]) for sha in shas], settings.embed_batch_size
+            [settings.image_location(path_of[sha]) for sha in shas], settings.embed_batch_size
         )
 
     records: list[AuditRecord] = []

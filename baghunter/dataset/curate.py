@@ -148,7 +148,7 @@ def curate(store: CatalogStore, settings: Settings, config: CurationConfig) -> M
     assignment = split_components(components(items), config.fractions, config.seed)
     entries = [
         ManifestEntry(
-            path=str((settings.images_dir / image.path).resolve()),
+            path=settings.image_location(image.path),
             label=brand,
             split=assignment[image.sha256],
             group=image.dup_group or image.sha256,
@@ -202,7 +202,7 @@ def _outside_sample(
     # ones score it.
     return [
         ManifestEntry(
-            path=str((settings.images_dir / by_sha[sha].path).resolve()),
+            path=settings.image_location(by_sha[sha].path),
             label=label,
             split="val" if i % 2 else "test",
             group=by_sha[sha].dup_group or sha,

@@ -11,7 +11,6 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 from baghunter.config import Settings
@@ -45,11 +44,11 @@ def vector_store(settings: Settings, space: str) -> VectorStore:
     return VectorStore(settings.features_dir, space)
 
 
-def catalog_image_paths(store: CatalogStore, images_dir: Path) -> dict[str, str]:
-    """``sha256 -> file path`` of every ok image (one path per distinct content)."""
+def catalog_image_paths(store: CatalogStore, settings: Settings) -> dict[str, str]:
+    """``sha256 -> location`` of every ok image (one per distinct content)."""
     paths: dict[str, str] = {}
     for row in store.iter_catalog_images():
-        paths.setdefault(row.sha256, str(images_dir / row.path))
+        paths.setdefault(row.sha256, settings.image_location(row.path))
     return paths
 
 
@@ -106,7 +105,7 @@ def embed_catalog(
     """
     started = time.perf_counter()
     embedder = embedder or Embedder(spec or EmbedderSpec.from_settings(settings))
-    paths = catalog_image_paths(store, settings.images_dir)
+    paths = catalog_image_paths(store, settings)
     if ray_address is not None:
         from baghunter.embeddings.distributed import embed_missing_on_ray
 

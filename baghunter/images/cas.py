@@ -5,6 +5,10 @@ aliases) and re-ingestion fetches images again; addressing files by content make
 such copy cost no disk and makes a stored file immutable, so training and serving can
 refer to it by path forever. Files are laid out ``ab/cd/<sha256>.<ext>`` to keep
 directories small at hundreds of thousands of images.
+
+The same layout works in an object store (``BAGHUNTER_IMAGES_URI=s3://bucket/prefix``):
+:class:`ObjectContentStore` keeps it there through fsspec, and :func:`content_store`
+picks the kind from the root.
 """
 
 from __future__ import annotations
@@ -16,6 +20,7 @@ import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, Protocol
 
 _EXT = re.compile(r"[a-z0-9]{1,8}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
@@ -35,6 +40,32 @@ def sha256_of(data: bytes) -> str:
 class StoredBlob:
     sha256: str
     relpath: str  # relative to the store's root, with "/" separators on every platform
+
+
+class StoreFault(OSError):
+    """The photo store itself failed (unreachable, refused, no bucket): no image's fault."""
+
+
+class BlobStore(Protocol):
+    """What the downloader, the stages and the service need of a photo store."""
+
+    @property
+    def root(self) -> Path | str: ...
+
+    def put(self, data: bytes, ext: str) -> StoredBlob: ...
+
+    def exists(self, sha256: str, ext: str) -> bool: ...
+
+    def find(self, sha256: str) -> str | None: ...
+
+    def location(self, relpath: str) -> str: ...
+
+
+def content_store(root: str | Path) -> ContentStore | ObjectContentStore:
+    """The store at ``root``: an fsspec URL (``s3://…``) or a local folder."""
+    if isinstance(root, str) and "://" in root:
+        return ObjectContentStore(root)
+    return ContentStore(Path(root))
 
 
 class ContentStore:
@@ -78,13 +109,73 @@ class ContentStore:
         Paths come back from the catalog database; anything not shaped like this store's
         own layout is refused, so a corrupt or hostile record cannot point outside it.
         """
-        match = _RELPATH.fullmatch(relpath)
-        if match is None or not match.group(3).startswith(match.group(1) + match.group(2)):
-            raise ValueError(f"not a content-store path: {relpath!r}")
+        _check_relpath(relpath)
         return self.root / relpath
 
     def exists(self, sha256: str, ext: str) -> bool:
         return (self.root / _relpath(sha256, ext)).is_file()
+
+    def find(self, sha256: str) -> str | None:
+        """The relpath stored for ``sha256`` (any extension), or ``None``."""
+        if not _SHA256.fullmatch(sha256):
+            return None
+        folder = self.root / sha256[:2] / sha256[2:4]
+        found = sorted(folder.glob(f"{sha256}.*"))
+        return found[0].relative_to(self.root).as_posix() if found else None
+
+    def location(self, relpath: str) -> str:
+        return str(self.path(relpath).resolve())
+
+
+class ObjectContentStore:
+    """The content store's layout in an object store (S3, GCS... any fsspec filesystem).
+
+    An object is written by one PUT, which the store makes visible whole or not at all, so
+    there is no temporary name to rename. A store that cannot be reached or written raises
+    ``OSError`` with the root in the message: the downloader treats that as the store's
+    fault (like a full disk), stops and keeps every image's attempts.
+    """
+
+    def __init__(self, root: str) -> None:
+        import fsspec
+
+        self.root = root.rstrip("/")
+        self.fs, base = fsspec.core.url_to_fs(self.root)
+        self._base = str(base).rstrip("/")
+
+    def put(self, data: bytes, ext: str) -> StoredBlob:
+        digest = sha256_of(data)
+        relpath = _relpath(digest, ext)
+        key = f"{self._base}/{relpath}"
+        try:
+            with contextlib.suppress(FileNotFoundError):
+                if self.fs.size(key) == len(data):
+                    return StoredBlob(digest, relpath)
+            self.fs.pipe_file(key, data)
+        except Exception as exc:  # no bucket, no credentials, unreachable, refused
+            raise StoreFault(f"image store {self.root}: {type(exc).__name__}: {exc}") from exc
+        return StoredBlob(digest, relpath)
+
+    def exists(self, sha256: str, ext: str) -> bool:
+        return bool(self.fs.exists(f"{self._base}/{_relpath(sha256, ext)}"))
+
+    def find(self, sha256: str) -> str | None:
+        if not _SHA256.fullmatch(sha256):
+            return None
+        found: list[Any] = sorted(
+            self.fs.glob(f"{self._base}/{sha256[:2]}/{sha256[2:4]}/{sha256}.*")
+        )
+        return str(found[0])[len(self._base) + 1 :] if found else None
+
+    def location(self, relpath: str) -> str:
+        _check_relpath(relpath)
+        return f"{self.root}/{relpath}"
+
+
+def _check_relpath(relpath: str) -> None:
+    match = _RELPATH.fullmatch(relpath)
+    if match is None or not match.group(3).startswith(match.group(1) + match.group(2)):
+        raise ValueError(f"not a content-store path: {relpath!r}")
 
 
 def _relpath(sha256: str, ext: str) -> str:

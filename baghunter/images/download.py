@@ -26,7 +26,7 @@ import httpx
 
 from baghunter.catalog.schema import ImageResult, ImageStatus, ImageTask
 from baghunter.config import Settings
-from baghunter.images.cas import ContentStore
+from baghunter.images.cas import BlobStore, StoreFault
 from baghunter.images.phash import phash
 from baghunter.images.validate import InvalidImage, decode_rgb, validate_image
 from baghunter.net import FetchRefused, HttpError, RetryPolicy, guarded_client, is_retryable_status
@@ -63,7 +63,7 @@ class ImageDownloader:
 
     def __init__(
         self,
-        cas: ContentStore,
+        cas: BlobStore,
         settings: Settings,
         *,
         client: httpx.Client | None = None,
@@ -154,13 +154,15 @@ class ImageDownloader:
         except InvalidImage as exc:
             return _failed(url, exc.reason, retryable=False)
         except OSError as exc:
-            if exc.errno not in LOCAL_FAULTS:
+            if exc.errno not in LOCAL_FAULTS and not isinstance(exc, StoreFault):
                 log.warning("internal error fetching %s", url, exc_info=True)
                 return _failed(url, f"internal error: {type(exc).__name__}: {exc}", retryable=True)
             return ImageResult(
                 url=url,
                 status=ImageStatus.FAILED,
-                reason=f"local fault: {exc.strerror or exc} ({self._cas.root})",
+                reason=f"local fault: {exc.strerror or exc} ({self._cas.root})"
+                if not isinstance(exc, StoreFault)
+                else f"store fault: {exc}",
                 retryable=True,
                 local_fault=True,
             )

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from baghunter.catalog.schema import ImageResult, ImageStatus
 from baghunter.config import Settings
-from baghunter.images.cas import ContentStore
+from baghunter.images.cas import content_store
 from baghunter.images.download import ImageDownloader
 from baghunter.images.phash import near_duplicate_groups
 from baghunter.store.base import CatalogStore
@@ -66,7 +66,7 @@ def download_pending(
     report = DownloadReport(attempted=len(tasks))
     if not tasks:
         return report
-    downloader = ImageDownloader(ContentStore(settings.images_dir), settings)
+    downloader = ImageDownloader(content_store(settings.images_root), settings)
     reasons: Counter[str] = Counter()
     pending: list[ImageResult] = []
     fault: ImageResult | None = None

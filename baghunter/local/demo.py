@@ -492,7 +492,7 @@ def _embedding_counts(settings: Settings, space: str, before: int) -> dict[str, 
     from baghunter.store import open_store
 
     with open_store(settings) as store:
-        photos = set(catalog_image_paths(store, settings.images_dir))
+        photos = set(catalog_image_paths(store, settings))
     vectors = vector_store(settings, space)
     computed = len(vectors) - before
     with_vector = len(photos) - len(vectors.missing(photos))

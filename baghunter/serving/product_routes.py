@@ -6,17 +6,18 @@ body, same size and decoding limits), so a client uses one upload routine for al
 
 from __future__ import annotations
 
+import mimetypes
 import re
 import time
-from pathlib import Path
 from typing import Annotated, Any
 
 import numpy as np
 from fastapi import APIRouter, Depends, Query, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
-from baghunter.config import Settings
+from baghunter.images.cas import content_store
+from baghunter.images.locations import is_url, read_bytes
 from baghunter.serving.deps import (
     AttributeHolderDep,
     BatcherDep,
@@ -244,19 +245,22 @@ async def audit(
 
 
 @catalog_router.get("/catalog/images/{sha256}", include_in_schema=False)
-async def catalog_image(sha256: str, settings: SettingsDep) -> FileResponse:
+async def catalog_image(sha256: str, settings: SettingsDep) -> Response:
     """A catalog photo from the content-addressed image store (for result thumbnails)."""
-    path = _catalog_image_path(settings, sha256)
-    if path is None:
+    headers = {"Cache-Control": "public, max-age=86400, immutable"}
+    if not _SHA256.match(sha256):  # also keeps the lookup inside the image store
         raise ApiError(404, "not_found", "No catalog image has that sha256.")
-    return FileResponse(path, headers={"Cache-Control": "public, max-age=86400, immutable"})
-
-
-def _catalog_image_path(settings: Settings, sha256: str) -> Path | None:
-    if not _SHA256.match(sha256):  # also keeps the path inside the image store
-        return None
-    folder = settings.images_dir / sha256[:2] / sha256[2:4]
-    return next(iter(sorted(folder.glob(f"{sha256}.*"))), None)
+    store = content_store(settings.images_root)
+    # An object store is a network call away: off the event loop.
+    relpath = await run_in_threadpool(store.find, sha256)
+    if relpath is None:
+        raise ApiError(404, "not_found", "No catalog image has that sha256.")
+    location = store.location(relpath)
+    if not is_url(location):
+        return FileResponse(location, headers=headers)
+    data = await run_in_threadpool(read_bytes, location)
+    media_type = mimetypes.guess_type(relpath)[0] or "application/octet-stream"
+    return Response(data, media_type=media_type, headers=headers)
 
 
 def _top_values(classes: list[str], row: np.ndarray, k: int) -> list[ValueScore]:

@@ -19,6 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from baghunter.dataset.manifest import ManifestEntry
+from baghunter.images.locations import is_url, read_bytes
 
 # The one resize used everywhere (pipeline, prediction, the model's Resizing layer).
 # Antialiasing matters: product photos are often 5-10x larger than the model input, and
@@ -38,8 +39,14 @@ def resize_uint8(image: tf.Tensor | np.ndarray, image_size: int) -> tf.Tensor:
     return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
 
 
-def _read_image(path: tf.Tensor, image_size: int) -> tf.Tensor:
-    raw = tf.io.read_file(path)
+def _read_image(path: tf.Tensor, image_size: int, remote: bool = False) -> tf.Tensor:
+    if remote:
+        # Object-store URLs (s3://...) are read by fsspec: TensorFlow's own file system
+        # has no S3 support without a plugin.
+        raw = tf.py_function(lambda p: read_bytes(p.numpy().decode()), [path], tf.string)
+        raw.set_shape([])
+    else:
+        raw = tf.io.read_file(path)
     # channels=3 turns greyscale and RGBA files into RGB; expand_animations=False keeps
     # only the first frame of a GIF, so every file decodes to one (h, w, 3) image.
     image = tf.io.decode_image(raw, channels=3, expand_animations=False)
@@ -48,9 +55,13 @@ def _read_image(path: tf.Tensor, image_size: int) -> tf.Tensor:
 
 
 def path_dataset(paths: Sequence[str], image_size: int) -> tf.data.Dataset:
-    """Unbatched dataset of resized ``uint8`` images, in the order of ``paths``."""
+    """Unbatched dataset of resized ``uint8`` images, in the order of ``paths``.
+
+    ``paths`` are files or fsspec URLs of the photo store (``BAGHUNTER_IMAGES_URI``).
+    """
+    remote = any(is_url(str(path)) for path in paths)
     return tf.data.Dataset.from_tensor_slices(list(paths)).map(
-        lambda path: _read_image(path, image_size), num_parallel_calls=tf.data.AUTOTUNE
+        lambda path: _read_image(path, image_size, remote), num_parallel_calls=tf.data.AUTOTUNE
     )
 
 

@@ -14,6 +14,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from baghunter.dataset.manifest import ManifestEntry
+from baghunter.images.locations import open_binary
 from baghunter.training.metrics import EvalReport
 
 PHASES = ("frozen", "finetune")
@@ -125,7 +126,7 @@ def plot_misclassified(
     for ax in axes:
         ax.set_axis_off()
     for ax, i in zip(axes, shown, strict=False):
-        with Image.open(entries[i].path) as img:
+        with open_binary(entries[i].path) as stream, Image.open(stream) as img:
             thumb = img.convert("RGB")
             thumb.thumbnail(_THUMBNAIL)
         ax.imshow(np.asarray(thumb))

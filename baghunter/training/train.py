@@ -402,10 +402,12 @@ def auto_image_sizes(entries: list[ManifestEntry], settings: Settings) -> tuple[
     """
     from PIL import Image
 
+    from baghunter.images.locations import open_binary
+
     sides = []
     for entry in entries[:200]:  # a sample: catalogs serve photos at a few fixed sizes
         try:
-            with Image.open(entry.path) as image:
+            with open_binary(entry.path) as stream, Image.open(stream) as image:
                 sides.append(max(image.size))
         except OSError:
             continue
