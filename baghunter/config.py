@@ -143,6 +143,12 @@ class Settings(BaseSettings):
         default=64, ge=32, le=512, description="Square input size of the embedding backbone."
     )
     embed_batch_size: int = Field(default=64, ge=1, le=1024)
+    embed_ray_address: str | None = Field(
+        default=None,
+        description="Compute the embedding stage (baghunter embed, the image_features task) "
+        "on Ray Data: a cluster's address (ray://head:10001, auto) or 'local' (a Ray "
+        "started for the run). Empty: in this process.",
+    )
     embed_engine: Literal["keras", "onnx", "onnx-int8"] = Field(
         default="keras",
         description="What computes the shared vectors. Each engine is its own vector space "

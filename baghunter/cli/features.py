@@ -25,17 +25,19 @@ def embed(
     image_size: EmbedSize = None,
     ray: Annotated[bool, typer.Option("--ray", help="Compute the vectors on Ray Data.")] = False,
     ray_address: Annotated[
-        str,
+        str | None,
         typer.Option(
-            help="With --ray: a cluster's address (ray://head:10001, auto), or local: a Ray "
-            "started on this machine for the run."
+            help="A Ray cluster's address (ray://head:10001, auto), or local: a Ray started "
+            "on this machine for the run. Default with --ray: BAGHUNTER_EMBED_RAY_ADDRESS, "
+            "else local.",
         ),
-    ] = "local",
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Embed every ok catalog image that has no vector yet (a re-run embeds nothing)."""
     from baghunter.embeddings.model import EmbedderSpec
     from baghunter.embeddings.pipeline import embed_catalog
+    from baghunter.embeddings.pipeline import ray_address as where
 
     settings = get_settings()
     spec = EmbedderSpec.resolve(settings, backbone=backbone, weights=weights, image_size=image_size)
@@ -50,6 +52,6 @@ def embed(
         def advanced(done: int, total: int) -> None:
             progress.update(bar, completed=done, total=total)
 
-        address = ray_address if ray else None
+        address = where(settings, ray, ray_address)
         report = embed_catalog(store, settings, spec=spec, progress=advanced, ray_address=address)
     emit(report.to_dict(), as_json, "embeddings")

@@ -44,6 +44,22 @@ def vector_store(settings: Settings, space: str) -> VectorStore:
     return VectorStore(settings.features_dir, space)
 
 
+def ray_address(settings: Settings, ray: bool = False, address: str | None = None) -> str | None:
+    """Where the embedding stage runs: ``None`` in this process, else a Ray address.
+
+    An address given for the run wins; ``ray`` asks for Ray at the configured address
+    (``BAGHUNTER_EMBED_RAY_ADDRESS``), or a local Ray when none is configured; otherwise
+    the setting decides.
+    """
+    from baghunter.embeddings.distributed import LOCAL
+
+    if address:
+        return address
+    if ray:
+        return settings.embed_ray_address or LOCAL
+    return settings.embed_ray_address or None
+
+
 def catalog_image_paths(store: CatalogStore, settings: Settings) -> dict[str, str]:
     """``sha256 -> location`` of every ok image (one per distinct content)."""
     paths: dict[str, str] = {}

@@ -30,7 +30,10 @@ def embed_images(params: dict[str, Any], settings: Settings) -> dict[str, Any]:
     except (ValueError, FileNotFoundError) as exc:
         raise AirflowFailException(str(exc)) from exc
     with task_store(settings) as store:
-        return embed_catalog(store, settings, spec=spec).to_dict()
+        # On Ray when BAGHUNTER_EMBED_RAY_ADDRESS names a cluster (or "local").
+        return embed_catalog(
+            store, settings, spec=spec, ray_address=settings.embed_ray_address or None
+        ).to_dict()
 
 
 def build_similar_index(space: str, settings: Settings) -> dict[str, Any]:

@@ -48,3 +48,15 @@ def test_ray_embeds_the_catalog_to_the_single_process_vectors(
     again = CliRunner().invoke(app, ["embed", *SCRATCH, "--ray", "--json"])
     assert again.exit_code == 0, again.output
     assert json.loads(again.stdout)["computed"] == 0
+
+
+def test_where_the_stage_runs_follows_the_run_then_the_setting() -> None:
+    from baghunter.embeddings.pipeline import ray_address
+
+    plain = Settings(_env_file=None)  # type: ignore[call-arg]
+    cluster = Settings(_env_file=None, embed_ray_address="ray://head:10001")  # type: ignore[call-arg]
+    assert ray_address(plain) is None  # in this process unless asked
+    assert ray_address(plain, ray=True) == "local"
+    assert ray_address(cluster) == "ray://head:10001"  # the image_features task's case
+    assert ray_address(cluster, ray=True) == "ray://head:10001"
+    assert ray_address(cluster, ray=True, address="auto") == "auto"
