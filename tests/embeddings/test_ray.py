@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -13,7 +14,6 @@ from baghunter.cli import app
 from baghunter.config import Settings
 from baghunter.embeddings.model import Embedder
 from baghunter.embeddings.pipeline import vector_store
-from baghunter.local.sample.catalog import BRANDS, render_bag
 
 pytest.importorskip("ray")
 pytestmark = pytest.mark.slow
@@ -22,15 +22,9 @@ SCRATCH = ["--backbone", "scratch", "--image-size", "32"]
 
 
 def test_ray_embeds_the_catalog_to_the_single_process_vectors(
-    settings: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path, ingest_bags: Callable[..., None]
 ) -> None:
-    folder = tmp_path / "catalog"
-    for look in BRANDS[:3]:
-        (folder / look.name).mkdir(parents=True)
-        for i in range(4):
-            (folder / look.name / f"{i}.jpg").write_bytes(render_bag(look, seed=i, size=56))
-    result = CliRunner().invoke(app, ["ingest", "folder", str(folder), "--json"])
-    assert result.exit_code == 0, result.output
+    ingest_bags(3, 4, size=56)
 
     first = CliRunner().invoke(app, ["embed", *SCRATCH, "--ray", "--json"])
     assert first.exit_code == 0, first.output

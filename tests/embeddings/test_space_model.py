@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import threading
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,9 +12,7 @@ import keras
 import numpy as np
 import pytest
 from PIL import Image
-from typer.testing import CliRunner
 
-from baghunter.cli import app
 from baghunter.config import Settings
 from baghunter.embeddings.model import (
     EMBEDDER_META,
@@ -82,15 +81,9 @@ def test_a_damaged_stored_embedder_is_refused(tmp_path: Path) -> None:
 
 
 def test_embedding_a_catalog_stores_its_embedder_with_the_vectors(
-    settings: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path, ingest_bags: Callable[..., None]
 ) -> None:
-    folder = tmp_path / "catalog"
-    for look in BRANDS[:2]:
-        (folder / look.name).mkdir(parents=True)
-        for i in range(2):
-            (folder / look.name / f"{i}.jpg").write_bytes(render_bag(look, seed=i, size=48))
-    result = CliRunner().invoke(app, ["ingest", "folder", str(folder), "--json"])
-    assert result.exit_code == 0, result.output
+    ingest_bags(2, 2, size=48)
     with open_store(settings) as store:
         report = embed_catalog(store, settings, spec=SPEC)
     directory = vector_store(settings, report.space).directory
@@ -129,15 +122,9 @@ def test_a_space_without_a_stored_model_is_served_only_by_a_matching_configurati
 
 
 def test_an_engine_computes_its_own_space_and_keeps_its_file(
-    settings: Settings, tmp_path: Path
+    settings: Settings, tmp_path: Path, ingest_bags: Callable[..., None]
 ) -> None:
-    folder = tmp_path / "catalog"
-    for look in BRANDS[:2]:
-        (folder / look.name).mkdir(parents=True)
-        for i in range(3):
-            (folder / look.name / f"{i}.jpg").write_bytes(render_bag(look, seed=i, size=48))
-    result = CliRunner().invoke(app, ["ingest", "folder", str(folder), "--json"])
-    assert result.exit_code == 0, result.output
+    ingest_bags(2, 3, size=48)
     int8 = replace(SPEC, engine="onnx-int8")
     with open_store(settings) as store:
         on_keras = embed_catalog(store, settings, spec=SPEC)

@@ -6,6 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
+from baghunter.local.sample.catalog import SampleCatalog
 from tests.scale import servers
 
 # Credentials moto accepts; set for every process the tests start, never real ones.
@@ -14,6 +15,12 @@ FAKE_AWS = {
     "AWS_SECRET_ACCESS_KEY": "testing",
     "AWS_DEFAULT_REGION": "us-east-1",
 }
+
+
+@pytest.fixture
+def sample_catalog() -> SampleCatalog:
+    """The catalog ``catalog_server`` serves here: 2 brands, enough photos to train on."""
+    return SampleCatalog(seed=3, brands=2, per_brand=24, image_size=48, page_size=50)
 
 
 @pytest.fixture(scope="session")

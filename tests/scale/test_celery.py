@@ -15,14 +15,12 @@ import secrets
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from baghunter.local.sample.catalog import SampleCatalog
 from baghunter.local.sample.server import RouteServer
 from tests.conftest import REPO
 from tests.scale import servers, worker_name
@@ -43,18 +41,6 @@ TRAIN_DEFAULTS = {
 WORKERS = {"default": "default-worker", "gpu": "gpu-worker"}
 
 
-@pytest.fixture
-def catalog_url() -> Iterator[str]:
-    catalog = SampleCatalog(seed=3, brands=2, per_brand=24, image_size=48, page_size=50)
-    server = RouteServer()
-    server.routes.update(catalog.routes(server.base_url))
-    server.start()
-    try:
-        yield server.url("/api/listings")
-    finally:
-        server.stop()
-
-
 def _airflow(env: dict[str, str], *args: str) -> str:
     done = subprocess.run(
         [sys.executable, "-m", "airflow", *args], env=env, capture_output=True, text=True
@@ -64,8 +50,9 @@ def _airflow(env: dict[str, str], *args: str) -> str:
 
 
 def test_the_train_task_runs_on_the_gpu_worker_and_nothing_else_does(
-    postgres: servers.Postgres, redis_url: str, catalog_url: str, tmp_path: Path
+    postgres: servers.Postgres, redis_url: str, catalog_server: RouteServer, tmp_path: Path
 ) -> None:
+    catalog_url = catalog_server.url("/api/listings")
     metadata = postgres.create_database("airflow")
     api_port = servers.free_port()
     api_url = f"http://127.0.0.1:{api_port}"

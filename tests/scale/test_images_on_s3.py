@@ -9,7 +9,6 @@ loses no image's attempts.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +18,6 @@ from typer.testing import CliRunner
 
 from baghunter.cli import app
 from baghunter.config import Settings, get_settings
-from baghunter.local.sample.catalog import SampleCatalog
 from baghunter.local.sample.server import RouteServer
 from tests.scale.conftest import FAKE_AWS
 
@@ -36,15 +34,8 @@ def _cli(*args: str) -> Any:
 
 
 @pytest.fixture
-def feed() -> Iterator[str]:
-    catalog = SampleCatalog(seed=11, brands=2, per_brand=16, image_size=48, page_size=50)
-    server = RouteServer()
-    server.routes.update(catalog.routes(server.base_url))
-    server.start()
-    try:
-        yield server.url("/api/listings")
-    finally:
-        server.stop()
+def feed(catalog_server: RouteServer) -> str:
+    return catalog_server.url("/api/listings")
 
 
 @pytest.fixture
