@@ -19,7 +19,7 @@ import numpy as np
 import tensorflow as tf
 
 from baghunter.dataset.manifest import ManifestEntry
-from baghunter.images.locations import is_url, read_bytes
+from baghunter.images.locations import is_url, read_many
 
 # The one resize used everywhere (pipeline, prediction, the model's Resizing layer).
 # Antialiasing matters: product photos are often 5-10x larger than the model input, and
@@ -39,14 +39,11 @@ def resize_uint8(image: tf.Tensor | np.ndarray, image_size: int) -> tf.Tensor:
     return tf.cast(tf.clip_by_value(tf.round(resized), 0.0, 255.0), tf.uint8)
 
 
-def _read_image(path: tf.Tensor, image_size: int, remote: bool = False) -> tf.Tensor:
-    if remote:
-        # Object-store URLs (s3://...) are read by fsspec: TensorFlow's own file system
-        # has no S3 support without a plugin.
-        raw = tf.py_function(lambda p: read_bytes(p.numpy().decode()), [path], tf.string)
-        raw.set_shape([])
-    else:
-        raw = tf.io.read_file(path)
+def _read_image(path: tf.Tensor, image_size: int) -> tf.Tensor:
+    return _decode_image(tf.io.read_file(path), image_size)
+
+
+def _decode_image(raw: tf.Tensor, image_size: int) -> tf.Tensor:
     # channels=3 turns greyscale and RGBA files into RGB; expand_animations=False keeps
     # only the first frame of a GIF, so every file decodes to one (h, w, 3) image.
     image = tf.io.decode_image(raw, channels=3, expand_animations=False)
@@ -59,9 +56,18 @@ def path_dataset(paths: Sequence[str], image_size: int) -> tf.data.Dataset:
 
     ``paths`` are files or fsspec URLs of the photo store (``BAGHUNTER_IMAGES_URI``).
     """
-    remote = any(is_url(str(path)) for path in paths)
-    return tf.data.Dataset.from_tensor_slices(list(paths)).map(
-        lambda path: _read_image(path, image_size, remote), num_parallel_calls=tf.data.AUTOTUNE
+    paths = [str(path) for path in paths]
+    if any(is_url(path) for path in paths):
+        # Object-store URLs (s3://...) are read by fsspec, many at once: TensorFlow's own
+        # file system has no S3 support without a plugin.
+        raw = tf.data.Dataset.from_generator(
+            lambda: read_many(paths), output_signature=tf.TensorSpec([], tf.string)
+        )
+        return raw.map(
+            lambda data: _decode_image(data, image_size), num_parallel_calls=tf.data.AUTOTUNE
+        )
+    return tf.data.Dataset.from_tensor_slices(paths).map(
+        lambda path: _read_image(path, image_size), num_parallel_calls=tf.data.AUTOTUNE
     )
 
 
