@@ -48,10 +48,10 @@ FROM python-base AS requirements
 WORKDIR /src
 COPY pyproject.toml docker/requirements.py ./
 RUN mkdir /reqs \
- && python requirements.py airflow train similar celery kubernetes > /reqs/airflow-cpu.txt \
- && python requirements.py airflow train similar celery kubernetes --cuda > /reqs/airflow-cuda.txt \
- && python requirements.py serve train:keras,tensorflow-cpu similar > /reqs/serve.txt \
- && python requirements.py train --cuda > /reqs/train-cuda.txt \
+ && python requirements.py airflow train similar celery kubernetes s3 > /reqs/airflow-cpu.txt \
+ && python requirements.py airflow train similar celery kubernetes s3 --cuda > /reqs/airflow-cuda.txt \
+ && python requirements.py serve train:keras,tensorflow-cpu similar s3 > /reqs/serve.txt \
+ && python requirements.py train s3 --cuda > /reqs/train-cuda.txt \
  && python requirements.py --no-base serve:mlflow > /reqs/mlflow.txt
 
 # --- the project as a wheel (pure Python: one wheel serves every image) -----------------

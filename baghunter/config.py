@@ -50,6 +50,12 @@ class Settings(BaseSettings):
         "variables). Default: <home>/images.",
     )
 
+    raw_uri: str | None = Field(
+        default=None,
+        description="Where raw catalog pages are kept, as BAGHUNTER_IMAGES_URI (a folder or "
+        "an fsspec URL). Default: <home>/raw.",
+    )
+
     # --- catalog store ---------------------------------------------------------------
     store: StoreBackend = Field(
         default="auto",
@@ -291,6 +297,13 @@ class Settings(BaseSettings):
     @property
     def raw_dir(self) -> Path:
         return self.home / "raw"
+
+    @property
+    def raw_root(self) -> str:
+        """Where raw catalog pages go: ``raw_uri`` (a folder or fsspec URL), else ``raw_dir``."""
+        if self.raw_uri and "://" in self.raw_uri:
+            return self.raw_uri.rstrip("/")
+        return str(Path(self.raw_uri).expanduser() if self.raw_uri else self.raw_dir)
 
     @property
     def features_dir(self) -> Path:

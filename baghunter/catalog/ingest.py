@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import json
 import logging
-import shutil
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
@@ -67,9 +66,54 @@ def make_source(spec: SourceSpec, settings: Settings) -> Source:
     return build_source(spec.kind, spec.location, settings=settings, **spec.build_options())
 
 
-def batch_dir(settings: Settings, spec: SourceSpec, batch_id: str) -> Path:
+def batch_uri(settings: Settings, spec: SourceSpec, batch_id: str) -> str:
+    """Where a fetch writes its raw batch: a ``file://`` URI, or one in an object store."""
     safe_id = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in batch_id)
-    return settings.raw_dir / spec.slug / safe_id
+    root = settings.raw_root
+    if "://" in root:
+        return f"{root}/{spec.slug}/{safe_id}"
+    return (Path(root) / spec.slug / safe_id).resolve().as_uri()
+
+
+class RawBatch:
+    """A raw batch's pages and metadata, in a folder or an object store (via fsspec)."""
+
+    def __init__(self, uri: str) -> None:
+        import fsspec
+
+        self.uri = uri
+        self.fs, self.path = fsspec.core.url_to_fs(uri)
+        protocols = (self.fs.protocol,) if isinstance(self.fs.protocol, str) else self.fs.protocol
+        self._local = "file" in protocols
+
+    def start_over(self) -> None:
+        """An empty batch (a retried or re-run fetch starts its batch over)."""
+        if self.fs.exists(self.path):
+            self.fs.rm(self.path, recursive=True)
+        self.fs.makedirs(self.path, exist_ok=True)
+
+    def write_json(self, name: str, payload: dict[str, Any]) -> None:
+        data = json.dumps(payload, ensure_ascii=False, default=str).encode("utf-8")
+        target = f"{self.path}/{name}"
+        if not self._local:
+            self.fs.pipe_file(target, data)  # an object appears whole or not at all
+            return
+        tmp = f"{target}.tmp"
+        self.fs.pipe_file(tmp, data)
+        self.fs.mv(tmp, target)  # atomic: a crashed fetch never leaves half a page behind
+
+    def read_json(self, name: str) -> dict[str, Any]:
+        try:
+            data = self.fs.cat_file(f"{self.path}/{name}")
+        except FileNotFoundError:
+            raise FileNotFoundError(f"no raw batch at {self.uri} (missing {name})") from None
+        payload: dict[str, Any] = json.loads(data)
+        return payload
+
+    def pages(self) -> Iterator[Page]:
+        for path in sorted(self.fs.glob(f"{self.path}/page-*.json")):
+            data = json.loads(self.fs.cat_file(path))
+            yield Page(number=int(data["page"]), records=list(data["records"]))
 
 
 def normalize_page(source: Source, page: Page) -> tuple[list[Product], list[str]]:
@@ -104,13 +148,11 @@ def fetch(spec: SourceSpec, settings: Settings, store: CatalogStore, batch_id: s
     most recently updated) first, so the rest holds nothing new either.
     """
     source = make_source(spec, settings)
-    folder = batch_dir(settings, spec, batch_id)
-    if folder.exists():  # a retried or re-run fetch starts its batch over
-        shutil.rmtree(folder)
-    folder.mkdir(parents=True)
-    report = FetchReport(batch_uri=folder.resolve().as_uri(), source=source.name)
+    batch = RawBatch(batch_uri(settings, spec, batch_id))
+    batch.start_over()
+    report = FetchReport(batch_uri=batch.uri, source=source.name)
     meta = {"spec": spec.model_dump(), "source": source.name, "batch_id": batch_id}
-    _write_json(folder / BATCH_FILE, {**meta, "started_at": _now().isoformat()})
+    batch.write_json(BATCH_FILE, {**meta, "started_at": _now().isoformat()})
 
     seen: set[str] = set()  # listings read in this run
     try:
@@ -128,8 +170,8 @@ def fetch(spec: SourceSpec, settings: Settings, store: CatalogStore, batch_id: s
                 log.warning("%s", report.warning)
                 break
             seen |= ids
-            _write_json(
-                folder / f"page-{page.number:06d}.json",
+            batch.write_json(
+                f"page-{page.number:06d}.json",
                 {"page": page.number, "fetched_at": _now().isoformat(), "records": page.records},
             )
             report.pages += 1
@@ -145,38 +187,29 @@ def fetch(spec: SourceSpec, settings: Settings, store: CatalogStore, batch_id: s
         report.stopped = "error"
         report.error = str(exc)
         log.error("reading %s failed after %d pages: %s", source.name, report.pages, exc)
-    _write_json(folder / BATCH_FILE, {**meta, "finished_at": _now().isoformat(), **asdict(report)})
+    batch.write_json(BATCH_FILE, {**meta, "finished_at": _now().isoformat(), **asdict(report)})
     log.info(
         "fetched %s: %d records in %d pages (%s) -> %s",
         source.name,
         report.records,
         report.pages,
         report.stopped,
-        folder,
+        batch.uri,
     )
     return report
-
-
-def iter_batch_pages(batch: Path) -> Iterator[Page]:
-    for path in sorted(batch.glob("page-*.json")):
-        data = json.loads(path.read_text(encoding="utf-8"))
-        yield Page(number=int(data["page"]), records=list(data["records"]))
 
 
 def upsert(
     batch_uri: str, settings: Settings, store: CatalogStore, seen_at: datetime | None = None
 ) -> UpsertReport:
     """Normalize every page of a raw batch and upsert it (one bulk write per page)."""
-    folder = path_from_uri(batch_uri)
-    meta_file = folder / BATCH_FILE
-    if not meta_file.exists():
-        raise FileNotFoundError(f"no raw batch at {folder} (missing {BATCH_FILE})")
-    meta = json.loads(meta_file.read_text(encoding="utf-8"))
+    batch = RawBatch(batch_uri)
+    meta = batch.read_json(BATCH_FILE)
     spec = SourceSpec.model_validate(meta["spec"])
     source = make_source(spec, settings)
     seen_at = seen_at or _now()
     report = UpsertReport(batch_uri=batch_uri, source=source.name)
-    for page in iter_batch_pages(folder):
+    for page in batch.pages():
         products, rejects = normalize_page(source, page)
         report.pages += 1
         report.rejected += len(rejects)
@@ -199,21 +232,6 @@ def upsert(
             f"failure were stored ({report.inserted} new, {report.updated} changed)"
         )
     return report
-
-
-def path_from_uri(uri: str) -> Path:
-    """Accept ``file://`` URIs (what tasks pass around) and plain paths."""
-    if uri.startswith("file://"):
-        from urllib.parse import unquote, urlsplit
-
-        return Path(unquote(urlsplit(uri).path))
-    return Path(uri)
-
-
-def _write_json(path: Path, payload: dict[str, Any]) -> None:
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(payload, ensure_ascii=False, default=str), encoding="utf-8")
-    tmp.replace(path)  # atomic: a crashed fetch never leaves half a page behind
 
 
 def _now() -> datetime:

@@ -48,6 +48,7 @@ def on_s3(settings: Settings, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch)
     if BUCKET not in {b["Name"] for b in s3.list_buckets()["Buckets"]}:
         s3.create_bucket(Bucket=BUCKET)
     monkeypatch.setenv("BAGHUNTER_IMAGES_URI", f"s3://{BUCKET}/{settings.home.name}-photos")
+    monkeypatch.setenv("BAGHUNTER_RAW_URI", f"s3://{BUCKET}/{settings.home.name}-raw")
     monkeypatch.setenv("BAGHUNTER_WEIGHTS", "none")
     get_settings.cache_clear()
     return s3
@@ -69,6 +70,13 @@ def test_ingest_dedupe_embed_train_and_thumbnails_with_photos_on_s3(
     prefix = settings.images_uri.split(f"s3://{BUCKET}/", 1)[1]  # type: ignore[union-attr]
 
     ingested = _cli("ingest", "farfetch", feed, "--json")
+    # The raw pages the upsert read back are in the bucket too.
+    raw = f"s3://{BUCKET}/{settings.raw_uri.split(f's3://{BUCKET}/', 1)[1]}"  # type: ignore[union-attr]
+    assert ingested["fetch"]["batch_uri"].startswith(raw + "/"), ingested["fetch"]
+    raw_keys = _keys(on_s3, raw.split(f"s3://{BUCKET}/", 1)[1])
+    assert any(key.endswith("/batch.json") for key in raw_keys), raw_keys
+    assert any(key.endswith("/page-000001.json") for key in raw_keys), raw_keys
+    assert ingested["upsert"]["inserted"] > 0, ingested
     assert ingested["images"]["ok"] >= 30, ingested
     stored = _keys(on_s3, prefix)
     for key in stored:  # the content store's layout, in the bucket
@@ -104,9 +112,9 @@ def test_ingest_dedupe_embed_train_and_thumbnails_with_photos_on_s3(
         assert answer.headers["content-type"].startswith("image/")
         assert client.get(f"/catalog/images/{'0' * 64}").status_code == 404
 
-    # Not one photo on local disk: the home holds the catalog database, raw pages,
-    # vectors and MLflow, no image file.
-    assert not settings.images_dir.exists()
+    # Not one photo or raw page on local disk: the home holds the catalog database,
+    # vectors and MLflow.
+    assert not settings.images_dir.exists() and not settings.raw_dir.exists()
     photos = [p for p in _files_under(settings.home) if p.suffix.lower() in (".jpg", ".png")]
     assert [p for p in photos if "mlflow" not in p.parts] == []
 
