@@ -20,6 +20,7 @@ import pytest
 
 from baghunter import registry
 from baghunter.config import Settings
+from baghunter.images.validate import decode_rgb
 from baghunter.inference import BrandPredictor
 from baghunter.training.metrics import evaluate_probabilities
 from tests.scale import servers
@@ -72,17 +73,9 @@ def _boto_credentials() -> dict[str, str]:
 def _score(model_uri: str) -> Any:
     """The one inference path's answers on solid-colour photos of each brand, as a report."""
     predictor = BrandPredictor.load(model_uri)
-    images = [np.asarray(_decoded(colour)) for colour in COLOURS.values()]
+    images = [np.asarray(decode_rgb(photo(colour))) for colour in COLOURS.values()]
     probs = predictor.probabilities(np.stack(images))
     return evaluate_probabilities(list(range(len(CLASSES))), probs, CLASSES)
-
-
-def _decoded(colour: tuple[int, int, int]) -> Any:
-    import io
-
-    from PIL import Image
-
-    return Image.open(io.BytesIO(photo(colour))).convert("RGB")
 
 
 def test_register_promote_and_serve_with_mlflow_on_postgres_and_s3(
