@@ -391,6 +391,13 @@ def _adapter(name: str) -> TypeAdapter[Any]:
     return TypeAdapter(annotation)
 
 
+def given(**options: Any) -> dict[str, Any]:
+    """The options a run set. ``None`` or an empty string means "use the default": the
+    config built from the rest keeps its own defaults, declared once on its class, so the
+    CLI, DAG params and the demo never copy them."""
+    return {name: value for name, value in options.items() if value is not None and value != ""}
+
+
 def remember(home: Path, **choices: Any) -> Path:
     """Store ``choices`` in ``home``'s remembered settings (None forgets one); the file."""
     unknown = sorted(set(choices) - set(REMEMBERED))

@@ -56,10 +56,12 @@ from baghunter.orchestration.placement import train_task_options
         "backbone": Param("", type="string", description="Empty: BAGHUNTER_EMBED_BACKBONE"),
         "weights": Param("", type="string", description="Empty: BAGHUNTER_WEIGHTS"),
         "image_size": Param(None, type=["null", "integer"], minimum=32),
-        "epochs": Param(60, type="integer", minimum=1),
-        "patience": Param(6, type="integer", minimum=1, description="Early-stopping patience"),
-        "hidden": Param(512, type="integer", minimum=1),
+        # Empty: the head's own defaults (attributes/heads.py).
+        "epochs": Param(None, type=["null", "integer"], minimum=1),
+        "patience": Param(None, type=["null", "integer"], minimum=1, description="Early stopping"),
+        "hidden": Param(None, type=["null", "integer"], minimum=1),
         "class_weight": Param(False, type="boolean"),
+        "seed": Param(None, type=["null", "integer"], description="Seed of the split and training"),
     },
     doc_md=__doc__,
 )

@@ -51,7 +51,12 @@ from baghunter.orchestration.placement import train_task_options
     default_args={"owner": "baghunter", "retries": 1, "retry_delay": timedelta(minutes=5)},
     params={
         "brands": Param(5, type="integer", minimum=2, description="Top-K brands by usable images"),
-        "min_images": Param(20, type="integer", minimum=1),
+        "min_images": Param(
+            None,
+            type=["null", "integer"],
+            minimum=1,
+            description="Distinct usable photos a brand needs; empty: the curation default",
+        ),
         "include_brands": Param([], type="array", description="Explicit brands instead of top-K"),
         "categories": Param([], type="array", description="Only products of these categories"),
         "max_per_brand": Param(None, type=["null", "integer"], minimum=1),
@@ -77,6 +82,7 @@ from baghunter.orchestration.placement import train_task_options
         "finetune_learning_rate": Param(None, type=["null", "number"], exclusiveMinimum=0),
         "patience": Param(None, type=["null", "integer"], minimum=1),
         "open_set_accept": Param(None, type=["null", "number"], minimum=0.5, maximum=0.99),
+        "seed": Param(None, type=["null", "integer"], description="Seed of the split and training"),
     },
     doc_md=__doc__,
 )

@@ -175,3 +175,27 @@ def test_a_node_selector_alone_adds_no_gpu(monkeypatch) -> None:
     assert pod.spec.node_selector == {"pool": "big-memory"}
     assert pod.spec.containers[0].resources is None and pod.spec.tolerations is None
     assert train_pod_override(Settings()) is None
+
+
+def test_training_params_left_empty_use_the_codes_own_defaults(dagbag) -> None:
+    # A number copied into a Param drifts from the default it copied: empty means "the
+    # default", declared once on the config the task builds.
+    empty = {
+        "brand_training": ("min_images", "seed", "epochs_frozen", "epochs_finetune", "patience"),
+        "attribute_training": ("min_count", "seed", "epochs", "patience", "hidden"),
+    }
+    for dag_id, names in empty.items():
+        params = dagbag.dags[dag_id].params
+        for name in names:
+            assert params[name] is None, f"{dag_id}.{name} copies a default: {params[name]}"
+
+
+def test_an_attribute_run_with_empty_params_trains_the_default_head(monkeypatch) -> None:
+    from baghunter.attributes.heads import HeadConfig
+    from baghunter.config import Settings
+    from baghunter.orchestration.attributes import train_config
+
+    params = {"epochs": None, "patience": None, "hidden": None, "seed": None}
+    assert train_config(params, Settings(_env_file=None)).head == HeadConfig()  # type: ignore[call-arg]
+    chosen = train_config({**params, "epochs": 3, "seed": 7}, Settings(_env_file=None))  # type: ignore[call-arg]
+    assert (chosen.head.epochs, chosen.head.seed, chosen.head.hidden) == (3, 7, HeadConfig.hidden)

@@ -18,7 +18,7 @@ from baghunter.cli.common import (
     print_json,
     store_or_exit,
 )
-from baghunter.config import get_settings
+from baghunter.config import get_settings, given
 
 attributes_app: typer.Typer = typer.Typer(
     help="Predict product attributes (article type, colour, gender...) from photos.",
@@ -39,14 +39,18 @@ def train(
         int | None,
         typer.Option(min=1, help="Images a value needs to be a class [default: the setting]"),
     ] = None,
-    epochs: Annotated[int, typer.Option(min=1)] = 60,
-    patience: Annotated[int, typer.Option(min=1, help="Early-stopping patience")] = 6,
-    hidden: Annotated[int, typer.Option(min=1, help="Units of the shared layer")] = 512,
+    epochs: Annotated[int | None, typer.Option(min=1, help="[default: the head's]")] = None,
+    patience: Annotated[
+        int | None, typer.Option(min=1, help="Early-stopping patience [default: the head's]")
+    ] = None,
+    hidden: Annotated[
+        int | None, typer.Option(min=1, help="Units of the shared layer [default: the head's]")
+    ] = None,
     class_weight: Annotated[bool, typer.Option(help="Inverse-frequency class weights")] = False,
     dataset: Annotated[
         Path | None, typer.Option(exists=True, dir_okay=False, help="Use this dataset file.")
     ] = None,
-    seed: int = 42,
+    seed: Annotated[int | None, typer.Option(help="Seed of the split and training")] = None,
     as_json: JsonFlag = False,
 ) -> None:
     """Dataset (unless --dataset), embed what is new, train, evaluate, register, promote."""
@@ -73,7 +77,7 @@ def train(
         config = DatasetConfig(
             attributes=tuple(attribute or settings.attributes),
             min_count=min_count or settings.attribute_min_count,
-            seed=seed,
+            **given(seed=seed),
         )
         with store_or_exit(settings) as store:
             try:
@@ -83,7 +87,8 @@ def train(
                 raise typer.Exit(2) from exc
         err.print(f"dataset {dataset}")
     head = HeadConfig(
-        hidden=hidden, epochs=epochs, patience=patience, class_weight=class_weight, seed=seed
+        class_weight=class_weight,
+        **given(hidden=hidden, epochs=epochs, patience=patience, seed=seed),
     )
     with counting_progress("embed") as progress:
         bar = progress.add_task("embed", total=None)

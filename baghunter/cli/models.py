@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, cast
 
 import typer
 
@@ -16,6 +16,10 @@ from baghunter.cli.common import (
     store_or_exit,
 )
 from baghunter.config import Settings, get_settings
+from baghunter.dataset.curate import CurationConfig
+
+# The CLI shows curation's own defaults (declared once, on CurationConfig).
+TOP_BRANDS = cast(int, CurationConfig.brands)
 
 dataset_app = typer.Typer(help="Curate training datasets from the store.", no_args_is_help=True)
 
@@ -40,8 +44,6 @@ def _curation(
     seed: int,
     category: list[str] | None = None,
 ) -> Any:
-    from baghunter.dataset.curate import CurationConfig
-
     return CurationConfig(
         brands=brands,
         min_images=min_images,
@@ -65,12 +67,12 @@ def _build_manifest(settings: Settings, config: Any) -> Path:
 
 @dataset_app.command("build")
 def dataset_build(
-    brands: Brands = 5,
-    min_images: MinImages = 20,
+    brands: Brands = TOP_BRANDS,
+    min_images: MinImages = CurationConfig.min_images,
     brand: BrandList = None,
     max_per_brand: MaxPerBrand = None,
     category: Categories = None,
-    seed: Seed = 42,
+    seed: Seed = CurationConfig.seed,
     as_json: JsonFlag = False,
 ) -> None:
     """Curate a leak-free train/val/test manifest from the store."""
@@ -93,8 +95,8 @@ def train(
     manifest: Annotated[
         Path | None, typer.Option(exists=True, dir_okay=False, help="Use this manifest.")
     ] = None,
-    brands: Brands = 5,
-    min_images: MinImages = 20,
+    brands: Brands = TOP_BRANDS,
+    min_images: MinImages = CurationConfig.min_images,
     brand: BrandList = None,
     max_per_brand: MaxPerBrand = None,
     category: Categories = None,
@@ -128,7 +130,7 @@ def train(
         float | None,
         typer.Option(min=0.5, max=0.99, help="Share of known photos the open-set gate answers"),
     ] = None,
-    seed: Seed = 42,
+    seed: Seed = CurationConfig.seed,
     as_json: JsonFlag = False,
 ) -> None:
     """Curate (unless --manifest), train, evaluate, register, and promote if better."""

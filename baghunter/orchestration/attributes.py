@@ -12,7 +12,7 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from baghunter.config import Settings
+from baghunter.config import Settings, given
 from baghunter.orchestration.store import task_store
 
 log = logging.getLogger(__name__)
@@ -25,7 +25,7 @@ def build_dataset(params: dict[str, Any], settings: Settings) -> str:
     config = DatasetConfig(
         attributes=tuple(params.get("attributes") or settings.attributes),
         min_count=int(params.get("min_count") or settings.attribute_min_count),
-        seed=int(params.get("seed") or 42),
+        **given(seed=params.get("seed")),
     )
     with task_store(settings) as store:
         try:

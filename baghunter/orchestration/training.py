@@ -17,7 +17,7 @@ import tempfile
 from pathlib import Path
 from typing import Any, NoReturn
 
-from baghunter.config import Settings
+from baghunter.config import Settings, given
 from baghunter.orchestration.store import task_store
 
 log = logging.getLogger(__name__)
@@ -43,13 +43,14 @@ def build_dataset(params: dict[str, Any], settings: Settings) -> str:
     """Curate the manifest; returns its path."""
     from baghunter.dataset.curate import CurationConfig, CurationError, build_dataset
 
+    # Options the run left empty keep CurationConfig's defaults (declared there once);
+    # brands alone reads empty as "every brand that qualifies".
     config = CurationConfig(
         brands=params.get("brands") or None,
-        min_images=int(params.get("min_images") or 20),
         include=tuple(params.get("include_brands") or ()),
         categories=tuple(params.get("categories") or ()),
         max_per_brand=params.get("max_per_brand") or None,
-        seed=int(params.get("seed") or 42),
+        **given(min_images=params.get("min_images"), seed=params.get("seed")),
     )
     with task_store(settings) as store:
         try:
