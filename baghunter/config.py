@@ -56,6 +56,12 @@ class Settings(BaseSettings):
         "an fsspec URL). Default: <home>/raw.",
     )
 
+    features_uri: str | None = Field(
+        default=None,
+        description="Where vector spaces (shards and the embedder that made them) and "
+        "similar-product indexes live, as BAGHUNTER_IMAGES_URI. Default: <home>/features.",
+    )
+
     # --- catalog store ---------------------------------------------------------------
     store: StoreBackend = Field(
         default="auto",
@@ -308,6 +314,13 @@ class Settings(BaseSettings):
     @property
     def features_dir(self) -> Path:
         return self.home / "features"
+
+    @property
+    def features_root(self) -> str | Path:
+        """The vector spaces and similar indexes: ``features_uri`` (a URL), else a folder."""
+        if self.features_uri and "://" in self.features_uri:
+            return self.features_uri.rstrip("/")
+        return Path(self.features_uri).expanduser() if self.features_uri else self.features_dir
 
     @property
     def mlflow_dir(self) -> Path:

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -36,7 +35,7 @@ class EmbedBatch:
     """A Ray Data actor: the space's stored embedder, loaded once, over batches of paths."""
 
     def __init__(self, space_dir: str) -> None:
-        self.embedder = Embedder.load(Path(space_dir))
+        self.embedder = Embedder.load(space_dir)
 
     def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
         paths = [str(path) for path in batch["path"]]

@@ -32,6 +32,7 @@ from keras import layers
 
 from baghunter.config import Settings
 from baghunter.engines import KERAS
+from baghunter.storage import Location, exists, join, staged
 from baghunter.training.backbones import build_backbone, preprocess_layer, validate_weights
 from baghunter.training.data import (
     RESIZE_ANTIALIAS,
@@ -56,6 +57,10 @@ EMBEDDER_META = "embedder.json"
 EMBEDDER_WEIGHTS = "embedder.weights.h5"
 # Photos an int8 space's quantization is calibrated on: the first photos it embeds.
 CALIBRATION_PHOTOS = 64
+
+
+# The engines whose file a space may keep beside its vectors.
+ENGINE_FILES = ("onnx", "onnx-int8")
 
 
 def engine_file(engine: str) -> str:
@@ -187,7 +192,7 @@ class Embedder:
         self._runner: OnnxRunner | None = None  # set by use_engine() for an exported engine
 
     # --- the engine ------------------------------------------------------------------------
-    def use_engine(self, directory: Path, calibration: Sequence[str] = ()) -> None:
+    def use_engine(self, directory: Location, calibration: Sequence[str] = ()) -> None:
         """Run on the space's exported engine file in ``directory``, making it if need be.
 
         The file is made once per space: fp32 is exported from this model; int8 is also
@@ -198,12 +203,17 @@ class Embedder:
         if self.spec.engine == KERAS or self._runner is not None:
             return
         from baghunter.engines import ONNX, ONNX_INT8
-        from baghunter.engines.export import fixed_size_graph, quantize_int8, to_onnx
-        from baghunter.engines.runners import OnnxRunner
 
         if self.spec.engine not in (ONNX, ONNX_INT8):
             raise ValueError(f"unknown embedding engine {self.spec.engine!r}")
-        directory = Path(directory)
+        with staged(directory, [engine_file(self.spec.engine)]) as local:
+            self._use_engine_in(local, calibration)
+
+    def _use_engine_in(self, directory: Path, calibration: Sequence[str]) -> None:
+        from baghunter.engines import ONNX_INT8
+        from baghunter.engines.export import fixed_size_graph, quantize_int8, to_onnx
+        from baghunter.engines.runners import OnnxRunner
+
         target = directory / engine_file(self.spec.engine)
         if not target.is_file():
             directory.mkdir(parents=True, exist_ok=True)
@@ -235,7 +245,7 @@ class Embedder:
         return np.asarray(self.model.predict_on_batch(batch))
 
     # --- persistence: a vector space keeps the model that made it ------------------------
-    def save(self, directory: Path) -> None:
+    def save(self, directory: Location) -> None:
         """Keep this embedder beside its vectors (once; an existing copy is left alone).
 
         Whoever embeds a query into the space later (the service, a batch job on another
@@ -243,7 +253,12 @@ class Embedder:
         from settings that may name other weights, need a download, or draw other
         random numbers.
         """
-        directory = Path(directory)
+        # In an object store: made in a staging folder, published weights first, the
+        # metadata (the mark of a complete copy) last.
+        with staged(directory, [EMBEDDER_WEIGHTS, EMBEDDER_META]) as local:
+            self._save_in(local)
+
+    def _save_in(self, directory: Path) -> None:
         if (directory / EMBEDDER_META).is_file():
             return
         directory.mkdir(parents=True, exist_ok=True)
@@ -270,16 +285,21 @@ class Embedder:
         return [int(shape[-1]) for shape in self.taps.output_shape]
 
     @classmethod
-    def load(cls, directory: Path, *, verify: bool = True) -> Embedder:
+    def load(cls, directory: Location, *, verify: bool = True) -> Embedder:
         """The embedder saved with a vector space; checked to produce that very space.
 
         ``verify=False`` skips the check, for a copy built under another dtype policy
         (mixed-precision fine-tuning starts from these weights but is another space).
         """
-        directory = Path(directory)
+        files = [EMBEDDER_WEIGHTS, *(engine_file(e) for e in ENGINE_FILES), EMBEDDER_META]
+        with staged(directory, files) as local:
+            return cls._load_from(local, directory, verify)
+
+    @classmethod
+    def _load_from(cls, directory: Path, shown: Location, verify: bool) -> Embedder:
         meta_path = directory / EMBEDDER_META
         if not meta_path.is_file():
-            raise FileNotFoundError(f"no embedding model is stored with the space at {directory}")
+            raise FileNotFoundError(f"no embedding model is stored with the space at {shown}")
         meta = json.loads(meta_path.read_text())
         spec = EmbedderSpec(
             backbone=str(meta["backbone"]),
@@ -290,7 +310,7 @@ class Embedder:
         embedder = cls(spec, weights_file=directory / EMBEDDER_WEIGHTS)
         if verify and embedder.space != meta["space"]:
             raise ValueError(
-                f"the embedding model stored at {directory} computes space {embedder.space}, "
+                f"the embedding model stored at {shown} computes space {embedder.space}, "
                 f"not {meta['space']}: the stored copy is damaged"
             )
         if verify:
@@ -338,8 +358,8 @@ def embedder_of_space(settings: Settings, space: str) -> Embedder:
     backbone and source of weights (so it needs no download the space did not) and
     really computes the space; that embedder is then stored with it, once.
     """
-    stored = settings.features_dir / space
-    if (stored / EMBEDDER_META).is_file():
+    stored = join(settings.features_root, space)
+    if exists(join(stored, EMBEDDER_META)):
         return Embedder.load(stored)
     spec = EmbedderSpec.from_settings(settings)
     if not space.startswith(f"{spec.backbone}-{weights_source(spec.weights)}-"):

@@ -41,7 +41,7 @@ class EmbedReport:
 
 
 def vector_store(settings: Settings, space: str) -> VectorStore:
-    return VectorStore(settings.features_dir, space)
+    return VectorStore(settings.features_root, space)
 
 
 def ray_address(settings: Settings, ray: bool = False, address: str | None = None) -> str | None:

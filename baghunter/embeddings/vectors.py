@@ -12,6 +12,10 @@ see a half-written file. Loading a whole space reads a handful of files rather t
 per image, which matters at catalog scale (tens of thousands of vectors in well under a
 second). :meth:`VectorStore.compact` folds many small shards into one.
 
+The root may be an object store (``BAGHUNTER_FEATURES_URI=s3://…``): a shard is then one
+object, written whole; shard numbers are taken by one writer at a time (the embedding
+stage's driver), as an object store has no create-if-absent a link could stand for.
+
 The space name is the backbone id (:func:`baghunter.training.features.backbone_id`), which
 fingerprints the weights themselves: vectors from different backbones, weights or input
 sizes can never be mixed.
@@ -19,14 +23,19 @@ sizes can never be mixed.
 
 from __future__ import annotations
 
+import io
 import os
 import re
 import tempfile
 import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
+from typing import Any
 
 import numpy as np
+
+from baghunter.images.locations import is_url
+from baghunter.storage import Location, filesystem, join
 
 _SHARD = re.compile(r"^shard-(\d{6})\.npz$")
 
@@ -34,30 +43,40 @@ _SHARD = re.compile(r"^shard-(\d{6})\.npz$")
 class VectorStore:
     """The embeddings of one backbone, in ``root / backbone_id``."""
 
-    def __init__(self, root: Path, backbone_id: str) -> None:
+    def __init__(self, root: Location, backbone_id: str) -> None:
         if not backbone_id or "/" in backbone_id:
             raise ValueError(f"invalid backbone id {backbone_id!r}")
         self.backbone_id = backbone_id
-        self.directory = Path(root) / backbone_id
+        self.directory = join(root, backbone_id)
+        self._remote = is_url(str(self.directory))
+        self._fs, self._path = filesystem(self.directory)
         self._lock = threading.Lock()
         self._index: dict[str, tuple[int, int]] | None = None  # sha -> (shard no, row)
 
     # --- reading -----------------------------------------------------------------------
-    def _shards(self) -> list[tuple[int, Path]]:
-        if not self.directory.is_dir():
+    def _shards(self) -> list[tuple[int, str]]:
+        try:
+            names = self._fs.ls(self._path, detail=False)
+        except FileNotFoundError:
             return []
         found = []
-        for path in self.directory.iterdir():
-            match = _SHARD.match(path.name)
+        for path in names:
+            match = _SHARD.match(str(path).rsplit("/", 1)[-1])
             if match:
-                found.append((int(match[1]), path))
+                found.append((int(match[1]), str(path)))
         return sorted(found)
+
+    def _open(self, path: str) -> Any:
+        """A shard's arrays (``np.load`` of the stored ``.npz``; from a store, read whole)."""
+        if not self._remote:
+            return np.load(path)
+        return np.load(io.BytesIO(self._fs.cat_file(path)))
 
     def _load_index(self) -> dict[str, tuple[int, int]]:
         if self._index is None:
             index: dict[str, tuple[int, int]] = {}
             for number, path in self._shards():
-                with np.load(path) as data:
+                with self._open(path) as data:
                     for row, sha in enumerate(data["sha256"].tolist()):
                         index.setdefault(str(sha), (number, row))
             self._index = index
@@ -82,7 +101,7 @@ class VectorStore:
     def dim(self) -> int | None:
         """Vector length, or None while the space is empty."""
         for _, path in self._shards():
-            with np.load(path) as data:
+            with self._open(path) as data:
                 return int(data["vectors"].shape[1])
         return None
 
@@ -96,7 +115,7 @@ class VectorStore:
         blocks: list[np.ndarray] = []
         seen: set[str] = set()
         for _, path in self._shards():
-            with np.load(path) as data:
+            with self._open(path) as data:
                 shard_shas = [str(s) for s in data["sha256"].tolist()]
                 vectors = data["vectors"]
                 keep = [i for i, sha in enumerate(shard_shas) if sha not in seen]
@@ -138,11 +157,17 @@ class VectorStore:
             return len(keep)
 
     def _write_shard(self, sha256s: Sequence[str], vectors: np.ndarray) -> int:
-        self.directory.mkdir(parents=True, exist_ok=True)
         shards = self._shards()
         number = (shards[-1][0] if shards else 0) + 1
-        target = self.directory / f"shard-{number:06d}.npz"
-        fd, tmp = tempfile.mkstemp(dir=self.directory, suffix=".tmp")
+        name = f"shard-{number:06d}.npz"
+        if self._remote:
+            buffer = io.BytesIO()
+            np.savez(buffer, sha256=np.array(sha256s, dtype="U64"), vectors=vectors)
+            self._fs.pipe_file(f"{self._path}/{name}", buffer.getvalue())
+            return number
+        directory = Path(self.directory)
+        directory.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
         try:
             with os.fdopen(fd, "wb") as handle:
                 np.savez(handle, sha256=np.array(sha256s, dtype="U64"), vectors=vectors)
@@ -150,7 +175,7 @@ class VectorStore:
             # under another uid) read the same features volume.
             os.chmod(tmp, 0o644)
             # link() fails if another writer took this number meanwhile: never overwrite.
-            os.link(tmp, target)
+            os.link(tmp, directory / name)
         finally:
             Path(tmp).unlink(missing_ok=True)
         return number
@@ -165,6 +190,6 @@ class VectorStore:
             number = self._write_shard(shas, matrix)
             for old, path in shards:
                 if old != number:
-                    path.unlink()
+                    self._fs.rm_file(path)
             self._index = None
             return len(shards)

@@ -27,6 +27,7 @@ import numpy as np
 from baghunter.config import Settings
 from baghunter.serving.holder import AliasFollower, Refresher
 from baghunter.serving.metrics import ServiceMetrics
+from baghunter.storage import Location, glob, join, modified
 
 if TYPE_CHECKING:
     from baghunter.attributes.model import AttributeModel
@@ -66,8 +67,8 @@ class SearchState:
 
     embedder: Embedder
     index: SimilarIndex
-    index_dir: Path
-    index_stamp: float  # mtime of the index's marker file when it was loaded
+    index_dir: Location
+    index_stamp: float  # when the index's marker file was written, as loaded
     loaded_at: str
 
     def query(self, image: np.ndarray, k: int) -> list[Any]:
@@ -75,14 +76,16 @@ class SearchState:
         return self.index.query(vector, k)
 
 
-def newest_index(root: Path) -> tuple[Path, float] | None:
-    """The most recently built complete index under ``root`` and its marker's mtime."""
-    found = []
-    for marker in root.glob("*/index.json"):
-        if marker.parent.name.startswith("."):  # an index being written or retired
+def newest_index(root: Location) -> tuple[Location, float] | None:
+    """The most recently built complete index under ``root`` and when its marker was written."""
+    found: list[tuple[float, Location]] = []
+    for marker in glob(root, "*/index.json"):
+        folder = marker.parent if isinstance(marker, Path) else marker.rsplit("/", 1)[0]
+        name = folder.name if isinstance(folder, Path) else folder.rsplit("/", 1)[-1]
+        if name.startswith("."):  # an index being written or retired
             continue
         try:
-            found.append((marker.stat().st_mtime, marker.parent))
+            found.append((modified(marker), folder))
         except FileNotFoundError:  # replaced between the listing and the stat
             continue
     if not found:
@@ -117,7 +120,7 @@ class SimilarSearch(Refresher):
         from baghunter.similar.index import SimilarIndex
 
         with self._lock:
-            newest = newest_index(self.settings.features_dir / "index")
+            newest = newest_index(join(self.settings.features_root, "index"))
             if newest is None:
                 self.unavailable_reason = _NO_INDEX
                 return False

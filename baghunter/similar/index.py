@@ -40,6 +40,8 @@ import numpy as np
 
 from baghunter.config import Settings
 from baghunter.embeddings.vectors import VectorStore
+from baghunter.images.locations import is_url
+from baghunter.storage import Location, exists, filesystem, join, staged
 from baghunter.store.base import CatalogStore
 
 logger = logging.getLogger(__name__)
@@ -48,6 +50,9 @@ Engine = Literal["exact", "hnsw"]
 ENGINES = ("auto", "exact", "hnsw")
 MAX_K = 1000  # a page of results, not a dump of the catalog
 FORMAT = 1  # bumped when the saved layout changes
+# A saved index: its files, and the one whose presence marks it complete (written last).
+INDEX_FILES = ("vectors.npy", "mean.npy", "images.json", "hnsw.faiss")
+INDEX_MARKER = "index.json"
 
 # HNSW graph parameters (bench/similar_bench.py): 32 links per node and a build beam of
 # 80 reach recall@10 0.996 on the real catalog at a search beam of 64 (0.987 at 32).
@@ -118,8 +123,8 @@ def resolve_engine(engine: str, count: int, exact_max: int) -> Engine:
     return wanted
 
 
-def default_index_dir(settings: Settings, space: str) -> Path:
-    return settings.features_dir / "index" / space
+def default_index_dir(settings: Settings, space: str) -> Location:
+    return join(settings.features_root, "index", space)
 
 
 def _normalized(matrix: np.ndarray) -> np.ndarray:
@@ -340,8 +345,23 @@ class SimilarIndex:
         return scores, rows
 
     # --- persistence -------------------------------------------------------------------
-    def save(self, directory: str | Path) -> Path:
-        """Write the index to ``directory``, replacing any index there in one step."""
+    def save(self, directory: Location) -> Location:
+        """Write the index to ``directory``, replacing any index there in one step.
+
+        In an object store the index is written to a local folder and published file by
+        file with ``index.json`` last, after the old one is removed: a reader finds no
+        index or a complete one, never a mix.
+        """
+        if is_url(str(directory)):
+            with tempfile.TemporaryDirectory(prefix="baghunter-index-") as tmp:
+                local = self.save(Path(tmp) / "index")
+                fs, base = filesystem(directory)
+                if fs.exists(f"{base}/{INDEX_MARKER}"):
+                    fs.rm_file(f"{base}/{INDEX_MARKER}")
+                files = sorted(p for p in Path(local).iterdir() if p.name != INDEX_MARKER)
+                for path in [*files, Path(local) / INDEX_MARKER]:
+                    fs.put_file(str(path), f"{base}/{path.name}")
+            return directory
         target = Path(directory)
         target.parent.mkdir(parents=True, exist_ok=True)
         staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
@@ -367,17 +387,24 @@ class SimilarIndex:
                 "hnsw": {"m": HNSW_M, "ef_construction": HNSW_EF_CONSTRUCTION},
             }
             # index.json last: its presence marks a complete index.
-            (staging / "index.json").write_text(json.dumps(meta, indent=2))
+            (staging / INDEX_MARKER).write_text(json.dumps(meta, indent=2))
             _swap_in(staging, target)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
         return target
 
     @classmethod
-    def load(cls, directory: str | Path) -> SimilarIndex:
+    def load(cls, directory: Location) -> SimilarIndex:
         """Read an index written by :meth:`save` (exact search if faiss is missing)."""
+        if is_url(str(directory)):
+            if not exists(join(directory, INDEX_MARKER)):
+                raise FileNotFoundError(
+                    f"no similar-product index at {directory}; run `baghunter similar build`"
+                )
+            with staged(directory, [*INDEX_FILES, INDEX_MARKER]) as local:
+                return cls.load(local)
         directory = Path(directory)
-        meta_path = directory / "index.json"
+        meta_path = directory / INDEX_MARKER
         if not meta_path.is_file():
             raise FileNotFoundError(
                 f"no similar-product index at {directory}; run `baghunter similar build`"
@@ -486,7 +513,7 @@ def build_index(
         from baghunter.embeddings.model import Embedder, EmbedderSpec
 
         space = Embedder(EmbedderSpec.from_settings(settings)).space
-    vectors = VectorStore(settings.features_dir, space)
+    vectors = VectorStore(settings.features_root, space)
     index = SimilarIndex.build(store, vectors, engine=engine, settings=settings)
     path = index.save(directory or default_index_dir(settings, space))
     report = {

@@ -199,7 +199,7 @@ def train_classifier(
 ) -> TrainOutcome:
     """Train a classifier on the manifest's train split, choosing on its val split.
 
-    Vectors are read from and added to ``settings.features_dir``. ``on_trial`` sees each
+    Vectors are read from and added to ``settings.features_root``. ``on_trial`` sees each
     sweep trial as it finishes; ``on_epoch(phase, epoch, logs)`` each fine-tuning epoch
     (``phase`` ``"finetune"``) and the chosen head's epochs (``"frozen"``). The test
     split is not used here: scoring it is the evaluation's job, so training cannot peek.

@@ -9,6 +9,7 @@ loses no image's attempts.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,7 @@ def on_s3(settings: Settings, s3_endpoint: str, monkeypatch: pytest.MonkeyPatch)
         s3.create_bucket(Bucket=BUCKET)
     monkeypatch.setenv("BAGHUNTER_IMAGES_URI", f"s3://{BUCKET}/{settings.home.name}-photos")
     monkeypatch.setenv("BAGHUNTER_RAW_URI", f"s3://{BUCKET}/{settings.home.name}-raw")
+    monkeypatch.setenv("BAGHUNTER_FEATURES_URI", f"s3://{BUCKET}/{settings.home.name}-features")
     monkeypatch.setenv("BAGHUNTER_WEIGHTS", "none")
     get_settings.cache_clear()
     return s3
@@ -63,7 +65,7 @@ def _files_under(folder: Path) -> list[Path]:
     return [p for p in folder.rglob("*") if p.is_file()] if folder.exists() else []
 
 
-def test_ingest_dedupe_embed_train_and_thumbnails_with_photos_on_s3(
+def test_ingest_embed_dedupe_train_and_serve_with_photos_and_features_on_s3(
     on_s3: Any, feed: str, tmp_path: Path
 ) -> None:
     settings = get_settings()
@@ -83,9 +85,15 @@ def test_ingest_dedupe_embed_train_and_thumbnails_with_photos_on_s3(
         sha, ext = key.rsplit("/", 1)[1].split(".")
         assert key == f"{prefix}/{sha[:2]}/{sha[2:4]}/{sha}.{ext}"
 
-    # Every distinct photo is read back from the bucket by the embedding stage...
+    # Every distinct photo is read back from the bucket by the embedding stage, which
+    # keeps its vectors and the embedder that made them in the bucket too...
     embedded = _cli("embed", "--json")
     assert embedded["computed"] == embedded["images"] == len(stored), embedded
+    features = settings.features_uri.split(f"s3://{BUCKET}/", 1)[1]  # type: ignore[union-attr]
+    space_keys = {k.rsplit("/", 1)[1] for k in _keys(on_s3, f"{features}/{embedded['space']}/")}
+    assert {"shard-000001.npz", "embedder.json", "embedder.weights.h5"} <= space_keys
+    again = _cli("embed", "--json")  # read back from the bucket: nothing left to embed
+    assert again["computed"] == 0 and again["vectors"] == len(stored), again
     # ...and the near-duplicate pass groups them in that space (the sample catalog
     # relists one product with the same photo). Untrained weights make every photo look
     # alike: only near-identical vectors count as copies here.
@@ -103,18 +111,34 @@ def test_ingest_dedupe_embed_train_and_thumbnails_with_photos_on_s3(
     )  # fmt: skip
     assert trained["model_version"] == 1, trained
 
+    # The similar-product index is built into the bucket and served from there.
+    built = _cli("similar", "build", "--json")
+    index_keys = _keys(on_s3, f"{features}/index/{embedded['space']}/")
+    assert {k.rsplit("/", 1)[1] for k in index_keys} >= {"index.json", "vectors.npy"}, built
+
     key, size = next(iter(stored.items()))
     sha = key.rsplit("/", 1)[1].split(".")[0]
+    photo = on_s3.get_object(Bucket=BUCKET, Key=key)["Body"].read()
     with TestClient(create_app()) as client:
+        deadline = time.monotonic() + 60  # the service loads the index in the background
+        while True:
+            query = {"file": ("q.jpg", photo, "image/jpeg")}
+            found = client.post("/v1/similar?k=3", files=query)
+            if found.status_code != 503 or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert found.status_code == 200, found.text
+        assert found.json()["matches"][0]["sha256"] == sha  # the photo finds itself first
         answer = client.get(f"/catalog/images/{sha}")
         assert answer.status_code == 200, answer.text
         assert len(answer.content) == size
         assert answer.headers["content-type"].startswith("image/")
         assert client.get(f"/catalog/images/{'0' * 64}").status_code == 404
 
-    # Not one photo or raw page on local disk: the home holds the catalog database,
-    # vectors and MLflow.
+    # Not one photo, raw page, vector or index on local disk: the home holds the catalog
+    # database, datasets and MLflow.
     assert not settings.images_dir.exists() and not settings.raw_dir.exists()
+    assert not settings.features_dir.exists()
     photos = [p for p in _files_under(settings.home) if p.suffix.lower() in (".jpg", ".png")]
     assert [p for p in photos if "mlflow" not in p.parts] == []
 
