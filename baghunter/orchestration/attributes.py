@@ -13,6 +13,7 @@ from pathlib import Path
 from typing import Any
 
 from baghunter.config import Settings, given
+from baghunter.orchestration.failures import without_retries
 from baghunter.orchestration.store import task_store
 
 log = logging.getLogger(__name__)
@@ -27,13 +28,8 @@ def build_dataset(params: dict[str, Any], settings: Settings) -> str:
         min_count=int(params.get("min_count") or settings.attribute_min_count),
         **given(seed=params.get("seed")),
     )
-    with task_store(settings) as store:
-        try:
-            return str(build_dataset(store, settings, config))
-        except DatasetError as exc:
-            from airflow.exceptions import AirflowFailException
-
-            raise AirflowFailException(str(exc)) from exc  # retrying finds the same catalog
+    with task_store(settings) as store, without_retries(DatasetError):
+        return str(build_dataset(store, settings, config))
 
 
 def train_config(params: dict[str, Any], settings: Settings) -> Any:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from baghunter.config import Settings
+from baghunter.orchestration.failures import without_retries
 from baghunter.orchestration.store import task_store
 
 
@@ -14,8 +15,6 @@ def audit_listings(params: dict[str, Any], run_id: str, settings: Settings) -> d
     Thresholds come from the run's params when given, else from the settings. Invalid
     thresholds fail the task at once, without retries: retrying cannot fix them.
     """
-    from airflow.exceptions import AirflowFailException
-
     from baghunter.audit.run import audit_catalog
     from baghunter.audit.scoring import AuditThresholds
 
@@ -25,15 +24,13 @@ def audit_listings(params: dict[str, Any], run_id: str, settings: Settings) -> d
         for name in ("min_confidence", "max_claimed_probability")
         if params.get(name) is not None
     }
-    try:
+    with without_retries(ValueError):
         thresholds = AuditThresholds(
             min_confidence=given.get("min_confidence", default.min_confidence),
             max_claimed_probability=given.get(
                 "max_claimed_probability", default.max_claimed_probability
             ),
         )
-    except ValueError as exc:
-        raise AirflowFailException(str(exc)) from exc
     with task_store(settings) as store:
         report = audit_catalog(store, settings, thresholds=thresholds, run_id=run_id)
     return report.to_dict()

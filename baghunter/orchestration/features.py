@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from baghunter.config import Settings
+from baghunter.orchestration.failures import without_retries
 from baghunter.orchestration.store import task_store
 
 
@@ -14,8 +15,6 @@ def embed_images(params: dict[str, Any], settings: Settings) -> dict[str, Any]:
 
     A backbone or weights that cannot be built fails at once, without retries.
     """
-    from airflow.exceptions import AirflowFailException
-
     from baghunter.embeddings.model import EmbedderSpec
     from baghunter.embeddings.pipeline import embed_catalog
 
@@ -25,10 +24,8 @@ def embed_images(params: dict[str, Any], settings: Settings) -> dict[str, Any]:
         weights=params.get("weights") or None,
         image_size=int(params["image_size"]) if params.get("image_size") else None,
     )
-    try:
+    with without_retries(ValueError, FileNotFoundError):
         spec.validate()
-    except (ValueError, FileNotFoundError) as exc:
-        raise AirflowFailException(str(exc)) from exc
     with task_store(settings) as store:
         # On Ray when BAGHUNTER_EMBED_RAY_ADDRESS names a cluster (or "local").
         return embed_catalog(

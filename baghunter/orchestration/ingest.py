@@ -13,6 +13,7 @@ from baghunter.catalog import ingest
 from baghunter.catalog.specs import SourceSpec
 from baghunter.config import Settings
 from baghunter.images import sync
+from baghunter.orchestration.failures import without_retries
 from baghunter.orchestration.store import task_store
 
 
@@ -22,13 +23,10 @@ def plan_sources(params: dict[str, Any], settings: Settings) -> list[dict[str, A
     A run with nothing (valid) to read fails at once, without retries: retrying cannot fix
     a configuration.
     """
-    from airflow.exceptions import AirflowFailException
     from pydantic import ValidationError
 
-    try:
+    with without_retries(ValueError, ValidationError):
         return _plan(params, settings)
-    except (ValueError, ValidationError) as exc:
-        raise AirflowFailException(str(exc)) from exc
 
 
 def _plan(params: dict[str, Any], settings: Settings) -> list[dict[str, Any]]:

@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from baghunter.config import Settings, given
+from baghunter.orchestration.failures import without_retries
 from baghunter.orchestration.store import task_store
 
 log = logging.getLogger(__name__)
@@ -52,13 +53,8 @@ def build_dataset(params: dict[str, Any], settings: Settings) -> str:
         max_per_brand=params.get("max_per_brand") or None,
         **given(min_images=params.get("min_images"), seed=params.get("seed")),
     )
-    with task_store(settings) as store:
-        try:
-            return str(build_dataset(store, settings, config))
-        except CurationError as exc:
-            from airflow.exceptions import AirflowFailException
-
-            raise AirflowFailException(str(exc)) from exc  # retrying finds the same catalog
+    with task_store(settings) as store, without_retries(CurationError):
+        return str(build_dataset(store, settings, config))
 
 
 def train_config_json(params: dict[str, Any], settings: Settings) -> str:
