@@ -199,3 +199,16 @@ def test_an_attribute_run_with_empty_params_trains_the_default_head(monkeypatch)
     assert train_config(params, Settings(_env_file=None)).head == HeadConfig()  # type: ignore[call-arg]
     chosen = train_config({**params, "epochs": 3, "seed": 7}, Settings(_env_file=None))  # type: ignore[call-arg]
     assert (chosen.head.epochs, chosen.head.seed, chosen.head.hidden) == (3, 7, HeadConfig.hidden)
+
+
+def test_only_faults_no_retry_can_fix_skip_the_retries() -> None:
+    from airflow.exceptions import AirflowFailException
+
+    from baghunter.orchestration.failures import without_retries
+
+    with pytest.raises(AirflowFailException, match="min_confidence must be"):
+        with without_retries(ValueError):
+            raise ValueError("min_confidence must be in (0, 1)")
+    with pytest.raises(ConnectionError):  # a store that is down: the retries may see it up
+        with without_retries(ValueError):
+            raise ConnectionError("store unavailable")
