@@ -8,9 +8,10 @@ from pathlib import Path
 
 import pytest
 
+from tests.orchestration.conftest import DAGS_DIR
+
 pytestmark = pytest.mark.airflow
 
-DAGS_DIR = Path(__file__).resolve().parents[1] / "dags"
 DAG_FILES = sorted(p for p in DAGS_DIR.glob("*.py") if not p.name.startswith("_"))
 # Module-level imports a DAG file may make: parsing must stay cheap and side-effect free,
 # so the package (and tensorflow, mlflow...) is imported inside task bodies only; the one
@@ -19,13 +20,6 @@ DAG_FILES = sorted(p for p in DAGS_DIR.glob("*.py") if not p.name.startswith("_"
 SHARED_ASSETS = "baghunter.orchestration.assets"  # declared once, imported by the DAGs
 PLACEMENT = "baghunter.orchestration.placement"
 ALLOWED_TOP_LEVEL = {"__future__", "datetime", "os", "typing", "airflow"}
-
-
-@pytest.fixture(scope="module")
-def dagbag():
-    from airflow.models import DagBag
-
-    return DagBag(dag_folder=str(DAGS_DIR))
 
 
 def test_no_import_errors(dagbag) -> None:
@@ -109,74 +103,6 @@ def test_training_task_links_to_its_mlflow_run(dagbag) -> None:
     assert "MLflow run" in served.get_task("train").extra_links
 
 
-def _training_dags(monkeypatch, **env: str):
-    """Parse the training DAGs afresh with ``env`` set, as a worker configured so would."""
-    from airflow.models import DagBag
-
-    from baghunter.config import get_settings
-
-    for name, value in env.items():
-        monkeypatch.setenv(name, value)
-    get_settings.cache_clear()
-    try:
-        bag = DagBag(dag_folder=str(DAGS_DIR))
-    finally:
-        get_settings.cache_clear()
-    assert bag.import_errors == {}
-    return bag.dags["brand_training"], bag.dags["attribute_training"]
-
-
-def test_only_the_train_tasks_go_to_the_training_queue(monkeypatch) -> None:
-    for dag in _training_dags(monkeypatch, BAGHUNTER_TRAIN_QUEUE="gpu"):
-        queues = {task.task_id: task.queue for task in dag.tasks}
-        assert queues.pop("train") == "gpu", dag.dag_id
-        assert set(queues.values()) == {"default"}, dag.dag_id
-        assert dag.get_task("train").executor_config == {}  # no pod override unless asked
-
-
-def test_the_train_pod_override_asks_for_gpus_and_nodes(monkeypatch) -> None:
-    from kubernetes.client import ApiClient
-
-    brand, attributes = _training_dags(
-        monkeypatch,
-        BAGHUNTER_TRAIN_GPUS="2",
-        BAGHUNTER_TRAIN_NODE_SELECTOR='{"cloud.google.com/gke-accelerator": "nvidia-l4"}',
-    )
-    for dag in (brand, attributes):
-        pod = dag.get_task("train").executor_config["pod_override"]
-        spec = ApiClient().sanitize_for_serialization(pod)["spec"]
-        # KubernetesExecutor merges an override into its template by container name.
-        (container,) = spec["containers"]
-        assert container["name"] == "base"
-        assert container["resources"] == {
-            "limits": {"nvidia.com/gpu": "2"},
-            "requests": {"nvidia.com/gpu": "2"},
-        }
-        assert spec["nodeSelector"] == {"cloud.google.com/gke-accelerator": "nvidia-l4"}
-        assert spec["tolerations"] == [
-            {"effect": "NoSchedule", "key": "nvidia.com/gpu", "operator": "Exists"}
-        ]
-        for task in dag.tasks:
-            if task.task_id != "train":
-                assert not task.executor_config, f"{dag.dag_id}.{task.task_id}"
-    # The serialized DAG (what the scheduler hands the executor) keeps the override.
-    from airflow.serialization.serialized_objects import DagSerialization
-
-    served = DagSerialization.deserialize_dag(DagSerialization.serialize_dag(brand))
-    pod = served.get_task("train").executor_config["pod_override"]
-    assert pod.spec.containers[0].resources.limits == {"nvidia.com/gpu": "2"}
-
-
-def test_a_node_selector_alone_adds_no_gpu(monkeypatch) -> None:
-    from baghunter.config import Settings
-    from baghunter.orchestration.placement import train_pod_override
-
-    pod = train_pod_override(Settings(train_node_selector={"pool": "big-memory"}))
-    assert pod.spec.node_selector == {"pool": "big-memory"}
-    assert pod.spec.containers[0].resources is None and pod.spec.tolerations is None
-    assert train_pod_override(Settings()) is None
-
-
 def test_training_params_left_empty_use_the_codes_own_defaults(dagbag) -> None:
     # A number copied into a Param drifts from the default it copied: empty means "the
     # default", declared once on the config the task builds.
@@ -199,16 +125,3 @@ def test_an_attribute_run_with_empty_params_trains_the_default_head(monkeypatch)
     assert train_config(params, Settings(_env_file=None)).head == HeadConfig()  # type: ignore[call-arg]
     chosen = train_config({**params, "epochs": 3, "seed": 7}, Settings(_env_file=None))  # type: ignore[call-arg]
     assert (chosen.head.epochs, chosen.head.seed, chosen.head.hidden) == (3, 7, HeadConfig.hidden)
-
-
-def test_only_faults_no_retry_can_fix_skip_the_retries() -> None:
-    from airflow.exceptions import AirflowFailException
-
-    from baghunter.orchestration.failures import without_retries
-
-    with pytest.raises(AirflowFailException, match="min_confidence must be"):
-        with without_retries(ValueError):
-            raise ValueError("min_confidence must be in (0, 1)")
-    with pytest.raises(ConnectionError):  # a store that is down: the retries may see it up
-        with without_retries(ValueError):
-            raise ConnectionError("store unavailable")
