@@ -100,7 +100,14 @@ def settings(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Settin
     }
     for key, value in env.items():
         monkeypatch.setenv(key, value)
-    for key in ("BAGHUNTER_MONGO_URI", "BAGHUNTER_SOURCES", "MLFLOW_TRACKING_URI"):
+    # MLflow exports the URIs it is given to the environment: one left by an earlier
+    # test would point this one's registry at another test's store.
+    for key in (
+        "BAGHUNTER_MONGO_URI",
+        "BAGHUNTER_SOURCES",
+        "MLFLOW_TRACKING_URI",
+        "MLFLOW_REGISTRY_URI",
+    ):
         monkeypatch.delenv(key, raising=False)
     get_settings.cache_clear()
     yield get_settings()
