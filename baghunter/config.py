@@ -24,6 +24,8 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from baghunter.attributes.schema import DEFAULT_ATTRIBUTES
 from baghunter.catalog.specs import SourceSpec
 from baghunter.engines import EngineSetting
+from baghunter.storage import Location, join
+from baghunter.storage import root as storage_root
 
 StoreBackend = Literal["auto", "embedded", "mongo"]
 # Where `baghunter up` serves the MLflow UI of the home's own store unless told otherwise.
@@ -287,40 +289,33 @@ class Settings(BaseSettings):
         return self.home / "images"
 
     @property
-    def images_root(self) -> str:
-        """The photo store: ``images_uri`` when it is a URL, else a local folder's path."""
-        if self.images_uri and "://" in self.images_uri:
-            return self.images_uri.rstrip("/")
-        return str(Path(self.images_uri).expanduser() if self.images_uri else self.images_dir)
+    def images_root(self) -> Location:
+        """The photo store: ``images_uri`` (a folder or a URL), else ``images_dir``."""
+        return storage_root(self.images_uri, self.images_dir)
 
     def image_location(self, relpath: str) -> str:
         """Where the stored photo ``relpath`` (``ab/cd/<sha256>.<ext>``) is read from."""
-        root = self.images_root
-        if "://" in root:
-            return f"{root}/{relpath}"
-        return str((Path(root) / relpath).resolve())
+        location = join(self.images_root, relpath)
+        return location if isinstance(location, str) else str(location.resolve())
 
     @property
     def raw_dir(self) -> Path:
         return self.home / "raw"
 
     @property
-    def raw_root(self) -> str:
-        """Where raw catalog pages go: ``raw_uri`` (a folder or fsspec URL), else ``raw_dir``."""
-        if self.raw_uri and "://" in self.raw_uri:
-            return self.raw_uri.rstrip("/")
-        return str(Path(self.raw_uri).expanduser() if self.raw_uri else self.raw_dir)
+    def raw_root(self) -> Location:
+        """Where raw catalog pages go: ``raw_uri`` (a folder or a URL), else ``raw_dir``."""
+        return storage_root(self.raw_uri, self.raw_dir)
 
     @property
     def features_dir(self) -> Path:
         return self.home / "features"
 
     @property
-    def features_root(self) -> str | Path:
-        """The vector spaces and similar indexes: ``features_uri`` (a URL), else a folder."""
-        if self.features_uri and "://" in self.features_uri:
-            return self.features_uri.rstrip("/")
-        return Path(self.features_uri).expanduser() if self.features_uri else self.features_dir
+    def features_root(self) -> Location:
+        """Vector spaces and similar indexes: ``features_uri`` (a folder or a URL), else
+        ``features_dir``."""
+        return storage_root(self.features_uri, self.features_dir)
 
     @property
     def mlflow_dir(self) -> Path:

@@ -16,16 +16,26 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from baghunter.images.locations import is_url
-
 Location = str | Path
+
+
+def is_url(location: Location) -> bool:
+    """Whether ``location`` names an object store (a scheme), not a local path."""
+    return isinstance(location, str) and "://" in location
+
+
+def root(uri: str | None, default: Path) -> Location:
+    """A configured root: a URL as given (no trailing slash), else a local folder."""
+    if uri and is_url(uri):
+        return uri.rstrip("/")
+    return Path(uri).expanduser() if uri else default
 
 
 def join(location: Location, *names: str) -> Location:
     """``location / names``: a Path for a local folder, a URL string for an object store."""
-    if isinstance(location, Path) or not is_url(location):
+    if not is_url(location):
         return Path(location, *names)
-    return "/".join([location.rstrip("/"), *names])
+    return "/".join([str(location).rstrip("/"), *names])
 
 
 def filesystem(location: Location) -> tuple[Any, str]:
@@ -37,7 +47,7 @@ def filesystem(location: Location) -> tuple[Any, str]:
 
 
 def exists(location: Location) -> bool:
-    if not is_url(str(location)):
+    if not is_url(location):
         return Path(location).exists()
     fs, path = filesystem(location)
     return bool(fs.exists(path))
@@ -45,7 +55,7 @@ def exists(location: Location) -> bool:
 
 def modified(location: Location) -> float:
     """When the file at ``location`` was last written, as a POSIX timestamp."""
-    if not is_url(str(location)):
+    if not is_url(location):
         return Path(location).stat().st_mtime
     fs, path = filesystem(location)
     info = fs.info(path)
@@ -57,7 +67,7 @@ def modified(location: Location) -> float:
 
 def glob(location: Location, pattern: str) -> list[Location]:
     """The files under ``location`` matching ``pattern`` (``*/index.json``)."""
-    if not is_url(str(location)):
+    if not is_url(location):
         return list(Path(location).glob(pattern))
     fs, path = filesystem(location)
     prefix = str(location).rstrip("/")
@@ -73,7 +83,7 @@ def staged(directory: Location, names: Sequence[str]) -> Iterator[Path]:
     are published when it ends without an error, in the order of ``names`` (put the file
     whose presence marks a complete set last), others first.
     """
-    if not is_url(str(directory)):
+    if not is_url(directory):
         yield Path(directory)
         return
     fs, base = filesystem(directory)

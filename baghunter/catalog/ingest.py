@@ -16,13 +16,13 @@ import logging
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 from baghunter.catalog.schema import Product, UpsertResult
 from baghunter.catalog.sources import Page, RecordError, Source, SourceError, build_source
 from baghunter.catalog.specs import SourceSpec
 from baghunter.config import Settings
+from baghunter.storage import filesystem, join
 from baghunter.store.base import CatalogStore
 
 log = logging.getLogger(__name__)
@@ -69,20 +69,16 @@ def make_source(spec: SourceSpec, settings: Settings) -> Source:
 def batch_uri(settings: Settings, spec: SourceSpec, batch_id: str) -> str:
     """Where a fetch writes its raw batch: a ``file://`` URI, or one in an object store."""
     safe_id = "".join(ch if ch.isalnum() or ch in "._-" else "_" for ch in batch_id)
-    root = settings.raw_root
-    if "://" in root:
-        return f"{root}/{spec.slug}/{safe_id}"
-    return (Path(root) / spec.slug / safe_id).resolve().as_uri()
+    location = join(settings.raw_root, spec.slug, safe_id)
+    return location if isinstance(location, str) else location.resolve().as_uri()
 
 
 class RawBatch:
     """A raw batch's pages and metadata, in a folder or an object store (via fsspec)."""
 
     def __init__(self, uri: str) -> None:
-        import fsspec
-
         self.uri = uri
-        self.fs, self.path = fsspec.core.url_to_fs(uri)
+        self.fs, self.path = filesystem(uri)
         protocols = (self.fs.protocol,) if isinstance(self.fs.protocol, str) else self.fs.protocol
         self._local = "file" in protocols
 

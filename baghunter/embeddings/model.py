@@ -31,7 +31,7 @@ import tensorflow as tf
 from keras import layers
 
 from baghunter.config import Settings
-from baghunter.engines import KERAS
+from baghunter.engines import KERAS, ONNX, ONNX_INT8
 from baghunter.storage import Location, exists, join, staged
 from baghunter.training.backbones import build_backbone, preprocess_layer, validate_weights
 from baghunter.training.data import (
@@ -57,10 +57,6 @@ EMBEDDER_META = "embedder.json"
 EMBEDDER_WEIGHTS = "embedder.weights.h5"
 # Photos an int8 space's quantization is calibrated on: the first photos it embeds.
 CALIBRATION_PHOTOS = 64
-
-
-# The engines whose file a space may keep beside its vectors.
-ENGINE_FILES = ("onnx", "onnx-int8")
 
 
 def engine_file(engine: str) -> str:
@@ -202,15 +198,12 @@ class Embedder:
         """
         if self.spec.engine == KERAS or self._runner is not None:
             return
-        from baghunter.engines import ONNX, ONNX_INT8
-
         if self.spec.engine not in (ONNX, ONNX_INT8):
             raise ValueError(f"unknown embedding engine {self.spec.engine!r}")
         with staged(directory, [engine_file(self.spec.engine)]) as local:
             self._use_engine_in(local, calibration)
 
     def _use_engine_in(self, directory: Path, calibration: Sequence[str]) -> None:
-        from baghunter.engines import ONNX_INT8
         from baghunter.engines.export import fixed_size_graph, quantize_int8, to_onnx
         from baghunter.engines.runners import OnnxRunner
 
@@ -291,7 +284,7 @@ class Embedder:
         ``verify=False`` skips the check, for a copy built under another dtype policy
         (mixed-precision fine-tuning starts from these weights but is another space).
         """
-        files = [EMBEDDER_WEIGHTS, *(engine_file(e) for e in ENGINE_FILES), EMBEDDER_META]
+        files = [EMBEDDER_WEIGHTS, engine_file(ONNX), engine_file(ONNX_INT8), EMBEDDER_META]
         with staged(directory, files) as local:
             return cls._load_from(local, directory, verify)
 

@@ -34,8 +34,7 @@ from typing import Any
 
 import numpy as np
 
-from baghunter.images.locations import is_url
-from baghunter.storage import Location, filesystem, join
+from baghunter.storage import Location, filesystem, is_url, join
 
 _SHARD = re.compile(r"^shard-(\d{6})\.npz$")
 
@@ -48,7 +47,7 @@ class VectorStore:
             raise ValueError(f"invalid backbone id {backbone_id!r}")
         self.backbone_id = backbone_id
         self.directory = join(root, backbone_id)
-        self._remote = is_url(str(self.directory))
+        self._remote = is_url(self.directory)
         self._fs, self._path = filesystem(self.directory)
         self._lock = threading.Lock()
         self._index: dict[str, tuple[int, int]] | None = None  # sha -> (shard no, row)

@@ -22,6 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
 
+from baghunter.storage import Location, filesystem, is_url
+
 _EXT = re.compile(r"[a-z0-9]{1,8}")
 _SHA256 = re.compile(r"[0-9a-f]{64}")
 _RELPATH = re.compile(r"([0-9a-f]{2})/([0-9a-f]{2})/([0-9a-f]{64})\.[a-z0-9]{1,8}")
@@ -47,24 +49,18 @@ class StoreFault(OSError):
 
 
 class BlobStore(Protocol):
-    """What the downloader, the stages and the service need of a photo store."""
+    """What the downloader needs of a photo store."""
 
     @property
-    def root(self) -> Path | str: ...
+    def root(self) -> Location: ...
 
     def put(self, data: bytes, ext: str) -> StoredBlob: ...
 
-    def exists(self, sha256: str, ext: str) -> bool: ...
 
-    def find(self, sha256: str) -> str | None: ...
-
-    def location(self, relpath: str) -> str: ...
-
-
-def content_store(root: str | Path) -> ContentStore | ObjectContentStore:
+def content_store(root: Location) -> ContentStore | ObjectContentStore:
     """The store at ``root``: an fsspec URL (``s3://…``) or a local folder."""
-    if isinstance(root, str) and "://" in root:
-        return ObjectContentStore(root)
+    if is_url(root):
+        return ObjectContentStore(str(root))
     return ContentStore(Path(root))
 
 
@@ -137,11 +133,9 @@ class ObjectContentStore:
     """
 
     def __init__(self, root: str) -> None:
-        import fsspec
-
         self.root = root.rstrip("/")
-        self.fs, base = fsspec.core.url_to_fs(self.root)
-        self._base = str(base).rstrip("/")
+        self.fs, base = filesystem(self.root)
+        self._base = base.rstrip("/")
 
     def put(self, data: bytes, ext: str) -> StoredBlob:
         digest = sha256_of(data)
@@ -155,9 +149,6 @@ class ObjectContentStore:
         except Exception as exc:  # no bucket, no credentials, unreachable, refused
             raise StoreFault(f"image store {self.root}: {type(exc).__name__}: {exc}") from exc
         return StoredBlob(digest, relpath)
-
-    def exists(self, sha256: str, ext: str) -> bool:
-        return bool(self.fs.exists(f"{self._base}/{_relpath(sha256, ext)}"))
 
     def find(self, sha256: str) -> str | None:
         if not _SHA256.fullmatch(sha256):

@@ -12,9 +12,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import IO
 
-
-def is_url(location: str) -> bool:
-    return "://" in location
+from baghunter.storage import is_url
 
 
 def read_bytes(location: str) -> bytes:

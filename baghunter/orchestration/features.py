@@ -16,7 +16,7 @@ def embed_images(params: dict[str, Any], settings: Settings) -> dict[str, Any]:
     A backbone or weights that cannot be built fails at once, without retries.
     """
     from baghunter.embeddings.model import EmbedderSpec
-    from baghunter.embeddings.pipeline import embed_catalog
+    from baghunter.embeddings.pipeline import embed_catalog, ray_address
 
     spec = EmbedderSpec.resolve(
         settings,
@@ -29,7 +29,7 @@ def embed_images(params: dict[str, Any], settings: Settings) -> dict[str, Any]:
     with task_store(settings) as store:
         # On Ray when BAGHUNTER_EMBED_RAY_ADDRESS names a cluster (or "local").
         return embed_catalog(
-            store, settings, spec=spec, ray_address=settings.embed_ray_address or None
+            store, settings, spec=spec, ray_address=ray_address(settings)
         ).to_dict()
 
 

@@ -17,7 +17,7 @@ from fastapi.responses import FileResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from baghunter.images.cas import content_store
-from baghunter.images.locations import is_url, read_bytes
+from baghunter.images.locations import read_bytes
 from baghunter.serving.deps import (
     AttributeHolderDep,
     BatcherDep,
@@ -48,6 +48,7 @@ from baghunter.serving.schemas import (
     SimilarResponse,
     ValueScore,
 )
+from baghunter.storage import is_url
 
 # Text fields an audit request may carry: the listing's claims, one field each.
 MAX_CLAIMS = 32

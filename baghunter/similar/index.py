@@ -40,8 +40,7 @@ import numpy as np
 
 from baghunter.config import Settings
 from baghunter.embeddings.vectors import VectorStore
-from baghunter.images.locations import is_url
-from baghunter.storage import Location, exists, filesystem, join, staged
+from baghunter.storage import Location, exists, filesystem, is_url, join, staged
 from baghunter.store.base import CatalogStore
 
 logger = logging.getLogger(__name__)
@@ -352,7 +351,7 @@ class SimilarIndex:
         file with ``index.json`` last, after the old one is removed: a reader finds no
         index or a complete one, never a mix.
         """
-        if is_url(str(directory)):
+        if is_url(directory):
             with tempfile.TemporaryDirectory(prefix="baghunter-index-") as tmp:
                 local = self.save(Path(tmp) / "index")
                 fs, base = filesystem(directory)
@@ -396,7 +395,7 @@ class SimilarIndex:
     @classmethod
     def load(cls, directory: Location) -> SimilarIndex:
         """Read an index written by :meth:`save` (exact search if faiss is missing)."""
-        if is_url(str(directory)):
+        if is_url(directory):
             if not exists(join(directory, INDEX_MARKER)):
                 raise FileNotFoundError(
                     f"no similar-product index at {directory}; run `baghunter similar build`"

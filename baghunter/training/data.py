@@ -19,7 +19,8 @@ import numpy as np
 import tensorflow as tf
 
 from baghunter.dataset.manifest import ManifestEntry
-from baghunter.images.locations import is_url, read_many
+from baghunter.images.locations import read_many
+from baghunter.storage import is_url
 
 # The one resize used everywhere (pipeline, prediction, the model's Resizing layer).
 # Antialiasing matters: product photos are often 5-10x larger than the model input, and

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,16 +19,11 @@ import httpx
 import psutil
 
 from baghunter.local.stack import STOP_GRACE_S
+from tests.conftest import free_port
 
 READY_BUDGET_S = 240.0  # two busy cores start several servers; usually about a minute
 # The stack allows its services STOP_GRACE_S to stop, then kills them: that, and a margin.
 STOP_BUDGET_S = STOP_GRACE_S + 25
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @dataclass

@@ -23,6 +23,8 @@ from typing import Any
 
 import pytest
 
+from tests.conftest import free_port
+
 READY_TIMEOUT_S = 60.0
 
 
@@ -34,12 +36,6 @@ def require(binary: str | None, what: str, hint: str) -> str:
     if os.environ.get("CI"):
         pytest.fail(message)
     pytest.skip(message)
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def wait_for_port(port: int, process: subprocess.Popen[bytes], what: str) -> None:
